@@ -1,0 +1,321 @@
+"""The catalogue: rules, statuses and actions as TOML data, loaded once and validated.
+
+Each `*.toml` file here holds `[[rule]]` tables; `statuses.toml` holds `[[status]]` and
+`actions.toml` holds `[[action]]`. Problems are collected for every entry and reported
+together, each with the id of the entry it belongs to.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+AREAS = frozenset((
+    "upstream", "client", "tls", "access", "filesystem", "limits", "resources", "config",
+    "lifecycle", "dns", "app", "http2", "cache", "server", "other",
+))
+SEVERITIES = ("critical", "error", "warning", "info")
+LEVELS = frozenset(("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"))
+SIDES = frozenset(("client", "upstream", "none"))
+LANGS = ("en", "zh")
+_ID_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
+_PLACEHOLDER_RE = re.compile(r"\{(\w+)(?:\?([^}]*))?\}")
+
+RULE_KEYS = frozenset((
+    "id", "category", "area", "severity", "en", "zh", "check", "samples", "match", "extract",
+    "status",
+))
+MATCH_KEYS = frozenset(("head", "contains", "syscall", "errno", "action", "side", "level", "ssl"))
+STATUS_KEYS = frozenset(("code", "category", "area", "severity", "en", "zh", "check"))
+ACTION_KEYS = frozenset(("prefix", "side"))
+
+
+class CatalogError(ValueError):
+    """The catalogue (or a user rules file) has problems; `problems` lists them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A sentence with `{field}` / `{field?fallback}` placeholders, split once."""
+
+    parts: tuple[str | tuple[str, str], ...]
+
+    @classmethod
+    def compile(cls, text: str) -> Template:
+        parts: list[str | tuple[str, str]] = []
+        pos = 0
+        for m in _PLACEHOLDER_RE.finditer(text):
+            if m.start() > pos:
+                parts.append(text[pos:m.start()])
+            parts.append((m.group(1), m.group(2) or ""))
+            pos = m.end()
+        if pos < len(text):
+            parts.append(text[pos:])
+        return cls(tuple(parts))
+
+    @property
+    def static(self) -> str | None:
+        """The text when it has no placeholders."""
+        if all(isinstance(p, str) for p in self.parts):
+            return "".join(p for p in self.parts if isinstance(p, str))
+        return None
+
+    def render(self, values: dict[str, Any]) -> str:
+        out = []
+        for p in self.parts:
+            if isinstance(p, str):
+                out.append(p)
+            else:
+                v = values.get(p[0])
+                out.append(p[1] if v is None or v == "" else str(v))
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Structural conditions; all given ones must hold."""
+
+    head: tuple[str, ...] = ()
+    contains: tuple[str, ...] = ()
+    syscall: tuple[str, ...] = ()
+    errno: frozenset[int] = frozenset()
+    action: tuple[str, ...] = ()
+    side: frozenset[str] = frozenset()
+    level: frozenset[str] = frozenset()
+    ssl: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One catalogue entry: what a message means and where to look."""
+
+    id: str
+    category: str
+    area: str
+    severity: str
+    text: dict[str, Template]
+    check: tuple[str, ...]
+    samples: tuple[str, ...]
+    match: Match
+    extract: re.Pattern[str] | None = None
+    status: int | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What an HTTP status in an access log means."""
+
+    code: int
+    category: str
+    area: str
+    severity: str
+    text: dict[str, Template]
+    check: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Catalog:
+    """Everything loaded: rules in precedence order, statuses by code, action sides."""
+
+    rules: list[Rule] = field(default_factory=list)
+    statuses: dict[int, Status] = field(default_factory=dict)
+    actions: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _check_texts(entry: dict[str, Any], where: str, problems: list[str]) -> dict[str, Template]:
+    texts = {}
+    for lang in LANGS:
+        text = entry.get(lang)
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{where}: missing {lang!r} explanation")
+        else:
+            texts[lang] = Template.compile(text)
+    return texts
+
+
+def _check_common(entry: dict[str, Any], where: str, problems: list[str]) -> None:
+    if entry.get("area") not in AREAS:
+        problems.append(f"{where}: unknown area {entry.get('area')!r}")
+    if entry.get("severity") not in SEVERITIES:
+        problems.append(f"{where}: unknown severity {entry.get('severity')!r}")
+    category = entry.get("category", entry.get("id"))
+    if not isinstance(category, str) or not _ID_RE.match(category):
+        problems.append(f"{where}: category must be a snake_case id, got {category!r}")
+    check = entry.get("check")
+    if not isinstance(check, list) or not check or not all(isinstance(c, str) for c in check):
+        problems.append(f"{where}: 'check' must list the directives or components to look at")
+
+
+def _build_match(raw: Any, where: str, problems: list[str]) -> Match:
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"{where}: 'match' must be a table with at least one condition")
+        return Match()
+    for key in sorted(set(raw) - MATCH_KEYS):
+        problems.append(f"{where}: unknown match key {key!r}")
+    level = frozenset(_strings(raw.get("level", ())))
+    for bad in sorted(level - LEVELS):
+        problems.append(f"{where}: unknown level {bad!r}")
+    side = frozenset(_strings(raw.get("side", ())))
+    for bad in sorted(side - SIDES):
+        problems.append(f"{where}: unknown side {bad!r}")
+    errno = raw.get("errno", ())
+    if isinstance(errno, int):
+        errno = (errno,)
+    try:
+        return Match(
+            head=_strings(raw.get("head", ())),
+            contains=_strings(raw.get("contains", ())),
+            syscall=_strings(raw.get("syscall", ())),
+            errno=frozenset(int(e) for e in errno),
+            action=_strings(raw.get("action", ())),
+            side=side,
+            level=level,
+            ssl=_strings(raw.get("ssl", ())),
+        )
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{where}: bad match value ({exc})")
+        return Match()
+
+
+def build_rule(entry: dict[str, Any], origin: str, problems: list[str]) -> Rule | None:
+    """Validate one `[[rule]]` table and build it; problems are appended, not raised."""
+    rid = entry.get("id")
+    where = f"{origin}: rule {rid!r}"
+    if not isinstance(rid, str) or not _ID_RE.match(rid):
+        problems.append(f"{where}: id must be a snake_case id")
+    for key in sorted(set(entry) - RULE_KEYS):
+        problems.append(f"{where}: unknown key {key!r}")
+    _check_common(entry, where, problems)
+    texts = _check_texts(entry, where, problems)
+    samples = entry.get("samples")
+    if not isinstance(samples, list) or not samples:
+        problems.append(f"{where}: needs at least one sample line")
+        samples = []
+    match = _build_match(entry.get("match"), where, problems)
+    extract = None
+    if "extract" in entry:
+        try:
+            extract = re.compile(entry["extract"])
+        except (re.error, TypeError) as exc:
+            problems.append(f"{where}: bad extract pattern ({exc})")
+    if len(texts) != len(LANGS) or not isinstance(rid, str):
+        return None
+    return Rule(
+        id=rid,
+        category=entry.get("category", rid),
+        area=entry.get("area", "other"),
+        severity=entry.get("severity", "error"),
+        text=texts,
+        check=tuple(entry.get("check") or ()),
+        samples=tuple(samples),
+        match=match,
+        extract=extract,
+        status=entry.get("status"),
+        origin=origin,
+    )
+
+
+def _read(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        problems.append(f"{path}: cannot read ({exc.strerror})")
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{path}: not valid TOML ({exc})")
+    return {}
+
+
+def read_rules(paths: Iterable[Path], problems: list[str]) -> list[Rule]:
+    """Rules from TOML files, in file order; duplicate ids are problems."""
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        data = _read(path, problems)
+        for key in sorted(set(data) - {"rule", "status", "action"}):
+            problems.append(f"{path.name}: unknown top-level table {key!r}")
+        for entry in data.get("rule", []):
+            rule = build_rule(entry, path.name, problems)
+            if rule is None:
+                continue
+            if rule.id in seen:
+                problems.append(f"{path.name}: rule {rule.id!r}: duplicate id (also in {seen[rule.id]})")
+                continue
+            seen[rule.id] = path.name
+            rules.append(rule)
+    return rules
+
+
+def _read_statuses(problems: list[str]) -> dict[int, Status]:
+    statuses: dict[int, Status] = {}
+    for entry in _read(HERE / "statuses.toml", problems).get("status", []):
+        code = entry.get("code")
+        where = f"statuses.toml: status {code!r}"
+        for key in sorted(set(entry) - STATUS_KEYS):
+            problems.append(f"{where}: unknown key {key!r}")
+        _check_common(entry, where, problems)
+        texts = _check_texts(entry, where, problems)
+        if not isinstance(code, int) or code in statuses:
+            problems.append(f"{where}: code must be a unique integer")
+            continue
+        statuses[code] = Status(code, entry.get("category", ""), entry.get("area", "other"),
+                                entry.get("severity", "info"), texts, tuple(entry.get("check", ())))
+    return statuses
+
+
+def _read_actions(problems: list[str]) -> list[tuple[str, str]]:
+    actions = []
+    for entry in _read(HERE / "actions.toml", problems).get("action", []):
+        if set(entry) != ACTION_KEYS or entry["side"] not in SIDES:
+            problems.append(f"actions.toml: bad action entry {entry!r}")
+            continue
+        actions.append((entry["prefix"], entry["side"]))
+    # Longest prefix first so "SSL handshaking to upstream" wins over "SSL handshaking".
+    actions.sort(key=lambda a: -len(a[0]))
+    return actions
+
+
+def rule_files() -> list[Path]:
+    """Built-in rule files: area files by name, then the structural families last."""
+    files = sorted(p for p in HERE.glob("*.toml")
+                   if p.name not in ("statuses.toml", "actions.toml", "families.toml"))
+    return [*files, HERE / "families.toml"]
+
+
+def load(user_rules: Iterable[Path] = ()) -> Catalog:
+    """Load and validate the catalogue; user rules come first and so take precedence."""
+    problems: list[str] = []
+    user = read_rules(user_rules, problems)
+    builtin = read_rules(rule_files(), problems)
+    user_ids = {r.id for r in user}
+    catalog = Catalog(
+        rules=[*user, *(r for r in builtin if r.id not in user_ids)],
+        statuses=_read_statuses(problems),
+        actions=_read_actions(problems),
+    )
+    if problems:
+        raise CatalogError(problems)
+    return catalog
+
+
+@cache
+def builtin() -> Catalog:
+    """The built-in catalogue, loaded once per process."""
+    return load()

@@ -1,0 +1,139 @@
+"""Fields in, verdict out: find the catalogue rule that explains a parsed record.
+
+Rules are indexed by the first word of the message head (`connect()`, `upstream`,
+`client`, `open()`...). A record is checked against the rules of its word, in catalogue
+order, then against the family rules (those without a head or syscall), so the cost of a
+lookup does not grow with the size of the catalogue. Verdicts are cached on the parts that
+decide them (level, head, errno, action, SSL reason) in a bounded LRU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any
+
+from ngx_enrich.catalog import Catalog, Rule, Status, Template
+from ngx_enrich.parse.errorlog import ssl_reason
+
+LEVEL_SEVERITY = {
+    "emerg": "critical", "alert": "critical", "crit": "critical", "error": "error",
+    "warn": "warning", "notice": "info", "info": "info", "debug": "info",
+}
+_CLIENT_SUBJECTS = ("client ", "epoll_wait() reported that client", "quic client")
+_UPSTREAM_SUBJECTS = ("upstream ", "no live upstreams", "FastCGI ", "memcached ")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the catalogue says about one record, before shaping."""
+
+    category: str
+    area: str
+    severity: str
+    rule: str
+    text: dict[str, Template]
+    check: tuple[str, ...]
+    extract: Any = None
+
+
+@cache
+def _fallback(level: str) -> Verdict:
+    area = "config" if level == "emerg" else "other"
+    text = {
+        "en": Template.compile(
+            "Nginx logged this {level?} message, which the catalogue does not describe yet; "
+            "read the message itself and the lines with the same connection id."),
+        "zh": Template.compile(
+            "Nginx 记录了这条 {level?} 消息，但目录中还没有它的说明；请阅读消息原文，"
+            "并查看同一连接编号的其他日志行。"),
+    }
+    return Verdict("unknown", area, LEVEL_SEVERITY.get(level, "info"), "fallback", text,
+                   ("error_log",))
+
+
+def _verdict(rule: Rule) -> Verdict:
+    return Verdict(rule.category, rule.area, rule.severity, rule.id, rule.text, rule.check,
+                   rule.extract)
+
+
+def _status_verdict(status: Status) -> Verdict:
+    return Verdict(status.category, status.area, status.severity, f"status_{status.code}",
+                   status.text, status.check)
+
+
+def _first_word(head: str) -> str:
+    return head.split(" ", 1)[0]
+
+
+class Classifier:
+    """Indexes a catalogue once and answers verdicts for parsed records."""
+
+    def __init__(self, catalog: Catalog, cache_size: int = 8192) -> None:
+        self.catalog = catalog
+        self._by_word: dict[str, list[Rule]] = {}
+        self._family: list[Rule] = []
+        self._verdicts = {rule.id: _verdict(rule) for rule in catalog.rules}
+        for rule in catalog.rules:
+            m = rule.match
+            # A head without a space may be a prefix of the line's first word
+            # ("nginx/" of "nginx/1.27.0"), so it cannot be keyed by that word.
+            if m.head:
+                words = {_first_word(h) for h in m.head} if all(" " in h for h in m.head) else set()
+            else:
+                words = set(m.syscall)
+            if not words:
+                self._family.append(rule)
+            for word in words:
+                self._by_word.setdefault(word, []).append(rule)
+        self._statuses = {code: _status_verdict(s) for code, s in catalog.statuses.items()}
+        self._lookup: Callable[..., Verdict] = lru_cache(maxsize=cache_size)(self._find)
+
+    def side(self, head: str, action: str | None) -> str:
+        """Which end of the connection failed: the message's subject, else its action."""
+        if head.startswith(_CLIENT_SUBJECTS):
+            return "client"
+        if head.startswith(_UPSTREAM_SUBJECTS):
+            return "upstream"
+        if action:
+            for prefix, side in self.catalog.actions:
+                if action.startswith(prefix):
+                    return side
+        return "none"
+
+    def error(self, fields: dict[str, Any]) -> Verdict:
+        """The verdict for a parsed error-log (or php-fpm) record."""
+        ssl = fields.get("ssl_error")
+        return self._lookup(
+            fields.get("level", ""), fields.get("head", ""), fields.get("syscall"),
+            fields.get("errno"), fields.get("action"), ssl_reason(ssl) if ssl else None,
+        )
+
+    def status(self, code: int) -> Verdict:
+        """The verdict for an access-log status code (by exact code, then by class)."""
+        verdict = self._statuses.get(code) or self._statuses.get(code // 100 * 100)
+        return verdict or _fallback("info")
+
+    def _find(self, level: str, head: str, syscall: str | None, errno: int | None,
+              action: str | None, ssl: str | None) -> Verdict:
+        side = self.side(head, action)
+        for rule in (*self._by_word.get(_first_word(head), ()), *self._family):
+            if _matches(rule, level, head, syscall, errno, action, side, ssl):
+                return self._verdicts[rule.id]
+        return _fallback(level)
+
+
+def _matches(rule: Rule, level: str, head: str, syscall: str | None, errno: int | None,
+             action: str | None, side: str, ssl: str | None) -> bool:
+    m = rule.match
+    return (
+        (not m.head or head.startswith(m.head))
+        and (not m.syscall or syscall in m.syscall)
+        and (not m.errno or errno in m.errno)
+        and (not m.level or level in m.level)
+        and (not m.side or side in m.side)
+        and (not m.action or (action is not None and action.startswith(m.action)))
+        and (not m.contains or any(c in head for c in m.contains))
+        and (not m.ssl or (ssl is not None and any(s in ssl for s in m.ssl)))
+    )

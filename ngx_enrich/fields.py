@@ -1,0 +1,91 @@
+"""Every field ngx-enrich emits, in one place.
+
+Each entry: name inside the `ngx` object, Elasticsearch type, ECS path (or None when the
+fact has no ECS home and stays under the `ngx` namespace), and a short description.
+The output JSON Schema and the Elasticsearch index template are generated from this list.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Field(NamedTuple):
+    name: str
+    es_type: str
+    ecs: str | None
+    doc: str
+
+
+FIELDS: tuple[Field, ...] = (
+    # verdict
+    Field("kind", "keyword", None, "error | access | other"),
+    Field("category", "keyword", "error.type", "stable category id"),
+    Field("area", "keyword", None, "where to look: upstream, client, tls, ..."),
+    Field("severity", "keyword", None, "critical | error | warning | info"),
+    Field("explanation", "text", None, "what the record means, in the chosen language"),
+    Field("hint", "text", None, "directives or components to check"),
+    Field("rule", "keyword", None, "id of the catalogue rule that matched"),
+    Field("parse_error", "keyword", None, "why the input could not be (fully) parsed"),
+    Field("source", "keyword", None, "stderr | php-fpm when not a plain Nginx log line"),
+    # error log
+    Field("time", "date", None, "event time, ISO 8601"),
+    Field("level", "keyword", "log.level", "Nginx level: emerg ... info"),
+    Field("pid", "long", "process.pid", "process id"),
+    Field("tid", "long", "process.thread.id", "thread id"),
+    Field("cid", "long", "nginx.error.connection_id", "connection serial number"),
+    Field("message", "text", "error.message", "the message without the context tail"),
+    Field("syscall", "keyword", None, "the failing call, e.g. connect()"),
+    Field("peer", "keyword", None, "the address a connect() went to"),
+    Field("file_path", "keyword", "file.path", "the file an open()/stat() named"),
+    Field("errno", "integer", "error.code", "errno number"),
+    Field("errno_name", "keyword", None, "errno symbol, e.g. ECONNREFUSED"),
+    Field("ssl_error", "keyword", None, "the OpenSSL error queue text"),
+    Field("action", "keyword", None, "what Nginx was doing (the `while` part)"),
+    Field("side", "keyword", None, "client | upstream: which end failed"),
+    Field("client", "keyword", "source.address", "client address"),
+    Field("server", "keyword", "server.address", "server name or listen address"),
+    Field("request", "keyword", None, "request line"),
+    Field("subrequest", "keyword", None, "subrequest URI"),
+    Field("upstream", "keyword", None, "upstream URL"),
+    Field("host", "keyword", "url.domain", "Host header"),
+    Field("referrer", "keyword", "http.request.referrer", "Referer header (error log)"),
+    Field("conf_file", "keyword", None, "configuration file of a config error"),
+    Field("conf_line", "integer", None, "line in that file"),
+    Field("directive", "keyword", None, "the directive a config error names"),
+    Field("rcode", "integer", None, "DNS response code of a resolver error"),
+    Field("zone", "keyword", None, "limit_req / limit_conn / cache zone"),
+    Field("excess", "float", None, "limit_req excess over the rate"),
+    Field("pool", "keyword", None, "php-fpm pool"),
+    Field("bytes_from_client", "long", None, "stream bytes from the client"),
+    Field("bytes_to_client", "long", None, "stream bytes to the client"),
+    Field("bytes_from_upstream", "long", None, "stream bytes from the upstream"),
+    Field("bytes_to_upstream", "long", None, "stream bytes to the upstream"),
+    # access log
+    Field("remote_addr", "keyword", "source.address", "client address"),
+    Field("remote_user", "keyword", "user.name", "basic-auth user"),
+    Field("ident", "keyword", None, "second address column of some formats"),
+    Field("vhost", "keyword", None, "virtual host in front of the line"),
+    Field("x_forwarded_for", "keyword", None, "X-Forwarded-For list"),
+    Field("method", "keyword", "http.request.method", "request method"),
+    Field("path", "keyword", "url.original", "request target"),
+    Field("protocol", "keyword", None, "HTTP version, e.g. HTTP/1.1"),
+    Field("status", "integer", "http.response.status_code", "response status"),
+    Field("bytes", "long", "http.response.body.bytes", "body bytes sent"),
+    Field("referer", "keyword", "http.request.referrer", "Referer header"),
+    Field("user_agent", "keyword", "user_agent.original", "User-Agent header"),
+    Field("request_length", "long", "http.request.bytes", "request length"),
+    Field("request_time", "float", None, "request time, seconds"),
+    Field("upstream_addr", "keyword", None, "upstream addresses tried"),
+    Field("upstream_status", "integer", None, "status per upstream tried"),
+    Field("upstream_response_time", "float", None, "seconds per upstream tried"),
+    Field("upstream_response_length", "long", None, "bytes per upstream tried"),
+    Field("upstream_connect_time", "float", None, "connect seconds per upstream tried"),
+    Field("upstream_header_time", "float", None, "header seconds per upstream tried"),
+    Field("proxy_upstream_name", "keyword", None, "ingress-nginx upstream name"),
+    Field("proxy_alternative_upstream_name", "keyword", None, "ingress-nginx canary upstream"),
+    Field("request_id", "keyword", None, "request id"),
+    Field("extra", "keyword", None, "unparsed remainder of a longer access format"),
+)
+
+NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)

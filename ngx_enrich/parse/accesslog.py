@@ -1,0 +1,131 @@
+"""Parse access-log lines in the common shapes: common, combined, `main` with
+`$http_x_forwarded_for`, vhost-prefixed, X-Forwarded-For lists in front, and the
+ingress-nginx `upstreaminfo` tail. Values of `-` are absent; numbers are integers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+_Q = r'"((?:[^"\\]|\\.)*)"'
+ACCESS_RE = re.compile(
+    r"(.*?)(\S+) (\S+) (\S+) \[(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})\] "
+    + _Q + r" (\d{3}) (\d+|-)(.*)$"
+)
+_TAIL_RE = re.compile(r" " + _Q + r" " + _Q + r"(.*)$")
+_LIST = r"((?:\S+(?:, | : ))*\S+)"
+_UPSTREAMINFO_RE = re.compile(
+    r" (\d+) ([\d.]+) \[([^\]]*)\] \[([^\]]*)\] " + _LIST + " " + _LIST + " " + _LIST + " "
+    + _LIST + r" (\S+)$"
+)
+_LIST_SPLIT = re.compile(r", | : ")
+
+
+def access_time(day: str, mon: str, year: str, hms: str, zone: str) -> str:
+    """ISO 8601 from the parts of `$time_local`."""
+    return f"{year}-{_MONTHS.get(mon, 0):02d}-{day}T{hms}{zone[:3]}:{zone[3:]}"
+
+
+def split_request(request: str, fields: dict[str, Any]) -> None:
+    """Split `METHOD PATH PROTOCOL` into its parts; odd requests keep what they have."""
+    parts = request.split(" ")
+    if len(parts) >= 3 and parts[-1].startswith("HTTP/"):
+        fields["method"] = parts[0]
+        fields["path"] = " ".join(parts[1:-1])
+        fields["protocol"] = parts[-1]
+    elif len(parts) == 2:
+        fields["method"], fields["path"] = parts
+    elif request:
+        fields["method"] = request
+
+
+def _clients(pre: str, addr: str, ident: str, fields: dict[str, Any]) -> None:
+    """Work out remote address, vhost and forwarded-for list from the front of the line."""
+    fields["remote_addr"] = addr
+    if ident != "-":
+        fields["ident"] = ident
+    pre = pre.strip()
+    if not pre:
+        return
+    if pre.startswith('"') or "," in pre:
+        fields["x_forwarded_for"] = pre.strip('"').rstrip(",")
+    else:
+        fields["vhost"] = pre
+
+
+def list_values(text: str) -> list[Any]:
+    """`$upstream_*` lists (`a, b : c`) as a list; `-` becomes None, numbers are parsed."""
+    out: list[Any] = []
+    for item in _LIST_SPLIT.split(text):
+        if item == "-":
+            out.append(None)
+        elif item.isdigit():
+            out.append(int(item))
+        else:
+            try:
+                out.append(float(item))
+            except ValueError:
+                out.append(item)
+    return out
+
+
+def parse_access_line(line: str) -> dict[str, Any] | None:
+    """Parse one access-log line; None when it is not one."""
+    m = ACCESS_RE.match(line)
+    if m is None:
+        return None
+    pre, addr, ident, user, day, mon, year, hms, zone, request, status, size, rest = m.groups()
+    fields: dict[str, Any] = {}
+    _clients(pre, addr, ident, fields)
+    if user != "-":
+        fields["remote_user"] = user
+    fields["time"] = access_time(day, mon, year, hms, zone)
+    fields["request"] = request
+    split_request(request, fields)
+    fields["status"] = int(status)
+    if size != "-":
+        fields["bytes"] = int(size)
+    if rest:
+        _tail(rest, fields)
+    return fields
+
+
+def _tail(rest: str, fields: dict[str, Any]) -> None:
+    """Referer, user agent and whatever the format adds after them."""
+    m = _TAIL_RE.match(rest)
+    if m is None:
+        fields["extra"] = rest.strip()
+        return
+    referer, agent, more = m.groups()
+    if referer != "-":
+        fields["referer"] = referer
+    if agent != "-":
+        fields["user_agent"] = agent
+    if not more:
+        return
+    u = _UPSTREAMINFO_RE.match(more)
+    if u is not None:
+        length, rtime, name, alt, addrs, lens, times, statuses, req_id = u.groups()
+        fields["request_length"] = int(length)
+        fields["request_time"] = float(rtime)
+        if name:
+            fields["proxy_upstream_name"] = name
+        if alt:
+            fields["proxy_alternative_upstream_name"] = alt
+        if addrs != "-":
+            fields["upstream_addr"] = _LIST_SPLIT.split(addrs)
+            fields["upstream_response_length"] = list_values(lens)
+            fields["upstream_response_time"] = list_values(times)
+            fields["upstream_status"] = list_values(statuses)
+        fields["request_id"] = req_id
+        return
+    more = more.strip()
+    if len(more) >= 2 and more[0] == '"' and more[-1] == '"' and more.count('"') == 2:
+        if more != '"-"':
+            fields["x_forwarded_for"] = more[1:-1]
+    else:
+        fields["extra"] = more

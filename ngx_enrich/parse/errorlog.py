@@ -1,0 +1,171 @@
+"""Split an Nginx error-log line into its structural parts.
+
+    YYYY/MM/DD HH:MM:SS [level] PID#TID: *CID MESSAGE[ (SSL: ...)][ (ERRNO: TEXT)][ while ACTION]
+        [, client: ..., server: ..., request: "...", upstream: "...", host: "...", referrer: "..."]
+
+The context tail is read from the right by its labels, because request lines and referrers
+may hold commas and quotes. Also handled: the `nginx: [level] ...` stderr form, stream
+`bytes from/to ...` tails, resolver and OCSP tails, and config `in FILE:LINE` suffixes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+PREFIX_RE = re.compile(r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d+)#(\d+): (?:\*(\d+) )?")
+STDERR_RE = re.compile(r"nginx: \[([a-z]+)\] ")
+_SYSCALL_RE = re.compile(r'([A-Za-z_]\w*\([^()\s]*\))(?: to (\S+)| "([^"]*)"(?: to "[^"]*")?)? failed')
+_CONF_RE = re.compile(r" in (/\S+|[\w.\-/]+\.conf):(\d+)$")
+_BYTES_RE = re.compile(
+    r", bytes from/to client:(\d+)/(\d+), bytes from/to upstream:(\d+)/(\d+)$"
+)
+
+# Quoted labels of the HTTP/mail/OCSP tails, rightmost first.
+_QUOTED = (
+    (', referrer: "', "referrer"),
+    (', certificate: "', "certificate"),
+    (', host: "', "host"),
+    (', login: "', "login"),
+    (', upstream: "', "upstream"),
+    (', subrequest: "', "subrequest"),
+    (', request: "', "request"),
+)
+# Unquoted labels, rightmost first.
+_PLAIN = (
+    (", peer: ", "peer_address"),
+    (", responder: ", "responder"),
+    (", resolver: ", "resolver"),
+    (", upstream: ", "upstream"),
+    (", server: ", "server"),
+    (", client: ", "client"),
+)
+_RESOLVER_HEADS = ("could not be resolved", "DNS error")
+
+
+def parse_error_line(line: str) -> dict[str, Any] | None:
+    """Parse a raw error-log line (or its stderr form); None if it is neither."""
+    m = PREFIX_RE.match(line)
+    if m is not None:
+        y, mo, d, hms, level, pid, tid, cid = m.groups()
+        fields: dict[str, Any] = {
+            "time": f"{y}-{mo}-{d}T{hms}",
+            "level": level,
+            "pid": int(pid),
+            "tid": int(tid),
+        }
+        if cid is not None:
+            fields["cid"] = int(cid)
+        split_message(line[m.end():], fields)
+        return fields
+    m = STDERR_RE.match(line)
+    if m is not None:
+        fields = {"level": m.group(1), "source": "stderr"}
+        split_message(line[m.end():], fields)
+        return fields
+    return None
+
+
+def split_message(rest: str, fields: dict[str, Any]) -> None:
+    """Fill message, context tail and message parts from the text after the prefix."""
+    end = _split_tail(rest, fields)
+    message = rest[:end]
+    fields["message"] = message
+    _split_parts(message, fields)
+
+
+def _split_tail(rest: str, fields: dict[str, Any]) -> int:
+    """Read the labelled context tail from the right; return where the message ends."""
+    end = len(rest)
+    if ", client: " not in rest and ", resolver: " not in rest and ", responder: " not in rest:
+        if ", server: " in rest:  # syslog tail
+            i = rest.rfind(", server: ")
+            fields["server"] = rest[i + 10:]
+            return i
+        return end
+    m = _BYTES_RE.search(rest)
+    if m is not None:
+        a, b, c, d = (int(x) for x in m.groups())
+        fields.update(
+            bytes_from_client=a, bytes_to_client=b, bytes_from_upstream=c, bytes_to_upstream=d
+        )
+        end = m.start()
+    for label, key in _QUOTED:
+        if end and rest[end - 1] == '"':
+            i = rest.rfind(label, 0, end)
+            if i >= 0:
+                fields[key] = rest[i + len(label):end - 1]
+                end = i
+    for label, key in _PLAIN:
+        i = rest.rfind(label, 0, end)
+        if i >= 0 and key not in fields:
+            value = rest[i + len(label):end]
+            if key == "client" and value.endswith(" using starttls"):
+                value = value[:-15]
+            fields[key] = value
+            end = i
+    return end
+
+
+def _split_parts(message: str, fields: dict[str, Any]) -> None:
+    """Split the message into head, SSL part, errno and action."""
+    # The errno usually precedes the action, but follows it when the format itself
+    # contains "while" (`fork() failed while spawning "worker process" (12: ...)`).
+    msg = _take_errno(message, fields)
+    i = msg.rfind(" while ")
+    if i >= 0:
+        fields["action"] = msg[i + 7:]
+        msg = msg[:i]
+    m = _CONF_RE.search(msg)
+    if m is not None:
+        fields["conf_file"] = m.group(1)
+        fields["conf_line"] = int(m.group(2))
+        msg = msg[:m.start()]
+    elif msg.endswith(" in command line"):
+        fields["conf_file"] = "command line"
+        msg = msg[:-16]
+    if "errno" not in fields and "rcode" not in fields:
+        msg = _take_errno(msg, fields)
+    if msg.endswith(")"):
+        k = msg.find(" (SSL: ")
+        if k >= 0:
+            fields["ssl_error"] = msg[k + 7:-1]
+            msg = msg[:k]
+    fields["head"] = msg
+    m2 = _SYSCALL_RE.match(msg)
+    if m2 is not None:
+        fields["syscall"] = m2.group(1)
+        if m2.group(2):
+            fields["peer"] = m2.group(2)
+        elif m2.group(3) is not None:
+            fields["file_path"] = m2.group(3)
+
+
+def _take_errno(msg: str, fields: dict[str, Any]) -> str:
+    """Remove a trailing ` (N: text)`; resolver messages carry a DNS rcode there."""
+    if not msg.endswith(")"):
+        return msg
+    j = msg.rfind(" (")
+    if j < 0:
+        return msg
+    num, sep, text = msg[j + 2:-1].partition(": ")
+    if not sep or not num.isdigit():
+        return msg
+    head = msg[:j]
+    if head.startswith(_RESOLVER_HEADS) or head.endswith(_RESOLVER_HEADS):
+        fields["rcode"] = int(num)
+        fields["rcode_text"] = text
+    else:
+        fields["errno"] = int(num)
+        fields["errno_text"] = text
+    return head
+
+
+def ssl_reason(ssl_error: str) -> str:
+    """The OpenSSL reason text of the last queue entry, in 1.1 or 3 form."""
+    last = ssl_error.rsplit(" error:", 1)[-1]
+    parts = last.split(":")
+    # error:CODE:LIB:FUNC:REASON[:extra]  (FUNC empty in OpenSSL 3)
+    if len(parts) >= 5:
+        return ":".join(parts[4:]).strip()
+    return last.strip()

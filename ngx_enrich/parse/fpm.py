@@ -1,0 +1,32 @@
+"""php-fpm's own log lines: `[29-Nov-2026 18:20:26] WARNING: [pool www] message`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_FPM_RE = re.compile(
+    r"\[(\d\d)-(\w{3})-(\d{4}) (\d\d:\d\d:\d\d)(?:\.\d+)?\] (ALERT|ERROR|WARNING|NOTICE|DEBUG): "
+    r"(?:\[pool ([^\]]+)\] )?(.*)$"
+)
+_LEVELS = {"ALERT": "alert", "ERROR": "error", "WARNING": "warn", "NOTICE": "notice",
+           "DEBUG": "debug"}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def parse_fpm_line(line: str) -> dict[str, Any] | None:
+    """Parse a php-fpm master log line; None when it is not one."""
+    m = _FPM_RE.match(line)
+    if m is None or m.group(2) not in _MONTHS:
+        return None
+    day, mon, year, hms, level, pool, message = m.groups()
+    fields: dict[str, Any] = {
+        "time": f"{year}-{_MONTHS.index(mon) + 1:02d}-{day}T{hms}",
+        "level": _LEVELS[level],
+        "source": "php-fpm",
+        "message": message,
+        "head": message,
+    }
+    if pool:
+        fields["pool"] = pool
+    return fields

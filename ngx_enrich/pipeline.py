@@ -1,0 +1,132 @@
+"""One record in, one enriched record out: parse -> classify -> shape.
+
+`Enricher.enrich_line` takes a text line (raw Nginx line or a JSON object);
+`Enricher.enrich_record` takes an already decoded record (JSON, msgpack, forward).
+Nothing is dropped: whatever cannot be parsed comes back with `kind: "other"` and a
+`parse_error` reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ngx_enrich import catalog
+from ngx_enrich.classify import Classifier
+from ngx_enrich.parse.accesslog import parse_access_line
+from ngx_enrich.parse.errorlog import parse_error_line
+from ngx_enrich.parse.fpm import parse_fpm_line
+from ngx_enrich.shape import Shaper
+
+MAX_LINE = 64 * 1024
+TEXT_KEYS = ("log", "message", "msg")
+# Fluent Bit's `nginx` parser: its field -> our field.
+FLUENT_BIT_NGINX = {"remote": "remote_addr", "host": "ident", "user": "remote_user",
+                    "method": "method", "path": "path", "code": "status", "size": "bytes",
+                    "referer": "referer", "agent": "user_agent"}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How records are enriched."""
+
+    lang: str = "en"
+    schema: str = "default"
+    key: str = "ngx"
+    field: str | None = None
+    rules: tuple[Path, ...] = ()
+
+
+def parse_text(text: str) -> tuple[str, dict[str, Any] | None]:
+    """Recognise one raw line: ('error'|'access', fields) or ('other', None)."""
+    first = text[:1]
+    if first.isdigit() or first == "n":
+        fields = parse_error_line(text)
+        if fields is not None:
+            return "error", fields
+    elif first == "[":
+        fields = parse_fpm_line(text)
+        if fields is not None:
+            return "error", fields
+    fields = parse_access_line(text)
+    if fields is not None:
+        return "access", fields
+    return "other", None
+
+
+class Enricher:
+    """Turns one input record into one output record."""
+
+    def __init__(self, options: Options | None = None,
+                 cat: catalog.Catalog | None = None) -> None:
+        self.options = options or Options()
+        if cat is None:
+            cat = catalog.load(self.options.rules) if self.options.rules else catalog.builtin()
+        self.classifier = Classifier(cat)
+        self.shaper = Shaper(self.options.lang, self.options.key, self.options.schema)
+        fields: Iterable[str | None] = (self.options.field, *TEXT_KEYS)
+        self._text_keys = tuple(dict.fromkeys(k for k in fields if k))
+
+    def enrich_line(self, line: str, parse_error: str | None = None) -> dict[str, Any]:
+        """Enrich one text line (a raw Nginx line or a JSON object)."""
+        if line[:1] == "{":
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return self._other({"log": line}, "invalid JSON")
+            if isinstance(obj, dict):
+                return self.enrich_record(obj)
+            return self._other({"log": line}, "JSON value is not an object")
+        return self._text(line, {"log": line}, parse_error)
+
+    def enrich_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Enrich a decoded record; its own keys are kept."""
+        for key in self._text_keys:
+            text = record.get(key)
+            if isinstance(text, str):
+                return self._text(text.rstrip("\r\n"), dict(record), None)
+        if "code" in record and ("remote" in record or "path" in record):
+            return self._access(dict(record), self._from_fluent_bit(record))
+        return self._other(dict(record), "no Nginx line in record")
+
+    def _text(self, text: str, base: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
+        if not text:
+            return self._other(base, "empty line")
+        if len(text) > MAX_LINE:
+            return self._other(base, "line too long to parse")
+        kind, fields = parse_text(text)
+        if fields is None:
+            return self._other(base, parse_error or "not an Nginx log line")
+        if parse_error:
+            fields["parse_error"] = parse_error
+        if kind == "access":
+            return self._access(base, fields)
+        verdict = self.classifier.error(fields)
+        return self.shaper.record(base, self.shaper.facts("error", fields, verdict))
+
+    def _access(self, base: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+        status = fields.get("status")
+        verdict = self.classifier.status(status) if isinstance(status, int) else None
+        return self.shaper.record(base, self.shaper.facts("access", fields, verdict))
+
+    def _other(self, base: dict[str, Any], reason: str) -> dict[str, Any]:
+        return self.shaper.record(base, {"kind": "other", "parse_error": reason})
+
+    @staticmethod
+    def _from_fluent_bit(record: dict[str, Any]) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for theirs, ours in FLUENT_BIT_NGINX.items():
+            value = record.get(theirs)
+            if value is None or value == "-":
+                continue
+            if ours in ("status", "bytes"):
+                try:
+                    value = int(value)
+                except (TypeError, ValueError):
+                    continue
+            fields[ours] = value
+        return fields

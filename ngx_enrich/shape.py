@@ -1,0 +1,143 @@
+"""Verdict + fields in, output record out, in the chosen schema.
+
+- `default`: the input record unchanged plus one object under the `ngx` key.
+- `flat`: the same facts as top-level `ngx_*` keys.
+- `ecs`: Elastic Common Schema names, nested; explanation and hint under `ngx`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from datetime import datetime
+from typing import Any
+
+from ngx_enrich.classify import Verdict
+from ngx_enrich.fields import FIELDS
+
+SCHEMAS = ("default", "flat", "ecs")
+_INTERNAL = ("head", "errno_text", "rcode_text")
+_ECS = {f.name: f.ecs.split(".") for f in FIELDS if f.ecs}
+_ECS_FROM_RECORD = ("message",)
+
+
+def errno_name(number: int) -> str | None:
+    """The errno symbol for a Linux errno number."""
+    return _errno.errorcode.get(number)
+
+
+class Shaper:
+    """Renders verdicts into records for one language, key and schema."""
+
+    def __init__(self, lang: str = "en", key: str = "ngx", schema: str = "default") -> None:
+        self.lang = lang
+        self.key = key
+        self.schema = schema
+        self._times: dict[str, str] = {}
+        self._fragments: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def local_time(self, naive: str) -> str:
+        """An error-log time (local, no zone) as ISO 8601 with the local offset."""
+        iso = self._times.get(naive)
+        if iso is None:
+            if len(self._times) > 4096:
+                self._times.clear()
+            try:
+                iso = datetime.fromisoformat(naive).astimezone().isoformat()
+            except ValueError:
+                iso = naive
+            self._times[naive] = iso
+        return iso
+
+    def _fragment(self, verdict: Verdict) -> dict[str, Any]:
+        """The verdict's fixed part, computed once per verdict and language."""
+        key = (verdict.rule, verdict.area, verdict.severity)
+        frag = self._fragments.get(key)
+        if frag is None:
+            hint = ", ".join(verdict.check)
+            frag = {
+                "category": verdict.category,
+                "area": verdict.area,
+                "severity": verdict.severity,
+                "rule": verdict.rule,
+                "hint": ("检查：" if self.lang == "zh" else "Check: ") + hint,
+            }
+            static = verdict.text[self.lang].static
+            if static is not None:
+                frag["explanation"] = static
+            self._fragments[key] = frag
+        return frag
+
+    def facts(self, kind: str, fields: dict[str, Any], verdict: Verdict | None) -> dict[str, Any]:
+        """The `ngx` object: kind, verdict and parsed fields."""
+        ngx: dict[str, Any] = {"kind": kind}
+        if verdict is not None:
+            frag = self._fragment(verdict)
+            ngx.update(frag)
+            if verdict.extract is not None:
+                m = verdict.extract.search(fields.get("message", ""))
+                if m is not None:
+                    fields.update({k: _number(v) for k, v in m.groupdict().items() if v})
+            if "explanation" not in frag:
+                ngx["explanation"] = verdict.text[self.lang].render(fields)
+        for name in _INTERNAL:
+            fields.pop(name, None)
+        if kind == "error" and "time" in fields:
+            fields["time"] = self.local_time(fields["time"])
+        if "errno" in fields:
+            name = errno_name(fields["errno"])
+            if name:
+                fields["errno_name"] = name
+        ngx.update(fields)
+        return ngx
+
+    def record(self, base: dict[str, Any], ngx: dict[str, Any]) -> dict[str, Any]:
+        """Combine the input record and the facts in the chosen schema."""
+        if self.schema == "default":
+            base[self.key] = ngx
+            return base
+        if self.schema == "flat":
+            for name, value in ngx.items():
+                base[f"{self.key}_{name}"] = value
+            return base
+        return self._ecs(base, ngx)
+
+    def _ecs(self, base: dict[str, Any], ngx: dict[str, Any]) -> dict[str, Any]:
+        raw = base.pop("log", None)
+        if isinstance(raw, str):
+            base.setdefault("event", {})["original"] = raw
+        out: dict[str, Any] = base
+        custom: dict[str, Any] = {}
+        for name, value in ngx.items():
+            path = _ECS.get(name)
+            if path is None:
+                custom[name] = value
+                continue
+            node = out
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    break
+            else:
+                node[path[-1]] = value if name != "errno" else str(value)
+        kind = ngx.get("kind")
+        event = out.setdefault("event", {})
+        event["kind"] = "event"
+        event["module"] = "nginx"
+        event["dataset"] = f"nginx.{kind}"
+        event["category"] = ["web"]
+        event["type"] = ["access"] if kind == "access" else ["error"] if kind == "error" else ["info"]
+        if "time" in ngx:
+            event["created"] = ngx["time"]
+        out["message"] = ngx.get("message") or (raw if isinstance(raw, str) else "")
+        out[self.key] = custom
+        return out
+
+
+def _number(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
