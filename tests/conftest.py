@@ -1,0 +1,73 @@
+"""Shared test helpers: an in-process CLI runner and the location of ../shared."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+# Error-log timestamps carry no zone: pin the zone so times are reproducible.
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@dataclass
+class CliResult:
+    status: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.stdout.splitlines()]
+
+
+class _Stdin(io.BytesIO):
+    """Bytes stdin with a real file descriptor, as `os.read` needs one."""
+
+    def __init__(self, data: bytes, tmp: Path) -> None:
+        super().__init__(data)
+        self._path = tmp / "stdin"
+        self._path.write_bytes(data)
+        self._fd = os.open(self._path, os.O_RDONLY)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        os.close(self._fd)
+        super().close()
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path):
+    """Run `ngx-enrich` in process: run_cli(args, stdin=b"...") -> CliResult."""
+    from ngx_enrich.cli import Env, main
+
+    def run(args: list[str], stdin: bytes = b"") -> CliResult:
+        out, err = io.BytesIO(), io.StringIO()
+        inp = _Stdin(stdin, tmp_path)
+        try:
+            status = main(args, Env(stdin=inp, stdout=out, stderr=err))
+        finally:
+            inp.close()
+        return CliResult(int(status), out.getvalue(), err.getvalue())
+
+    return run
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared, or skip the test when the folder is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not available (no ../shared beside this clone)")
+    return path
