@@ -11,6 +11,7 @@ may hold commas and quotes. Also handled: the `nginx: [level] ...` stderr form, 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 PREFIX_RE = re.compile(r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d+)#(\d+): (?:\*(\d+) )?")
@@ -71,19 +72,31 @@ def split_message(rest: str, fields: dict[str, Any]) -> None:
     end = _split_tail(rest, fields)
     message = rest[:end]
     fields["message"] = message
-    _split_parts(message, fields)
+    fields.update(message_parts(message))
+
+
+@lru_cache(maxsize=16384)
+def message_parts(message: str) -> tuple[tuple[str, Any], ...]:
+    """The parts of a message; cached, since the same message recurs with other tails."""
+    parts: dict[str, Any] = {}
+    _split_parts(message, parts)
+    return tuple(parts.items())
 
 
 def _split_tail(rest: str, fields: dict[str, Any]) -> int:
     """Read the labelled context tail from the right; return where the message ends."""
     end = len(rest)
-    if ", client: " not in rest and ", resolver: " not in rest and ", responder: " not in rest:
-        if ", server: " in rest:  # syslog tail
-            i = rest.rfind(", server: ")
-            fields["server"] = rest[i + 10:]
-            return i
-        return end
-    m = _BYTES_RE.search(rest)
+    start = rest.find(", client: ")
+    if start < 0:
+        start = min((i for i in (rest.find(", resolver: "), rest.find(", responder: "))
+                     if i >= 0), default=-1)
+        if start < 0:
+            if ", server: " in rest:  # syslog tail
+                i = rest.rfind(", server: ")
+                fields["server"] = rest[i + 10:]
+                return i
+            return end
+    m = _BYTES_RE.search(rest, start) if ", bytes from/to client:" in rest else None
     if m is not None:
         a, b, c, d = (int(x) for x in m.groups())
         fields.update(
@@ -91,13 +104,13 @@ def _split_tail(rest: str, fields: dict[str, Any]) -> int:
         )
         end = m.start()
     for label, key in _QUOTED:
-        if end and rest[end - 1] == '"':
-            i = rest.rfind(label, 0, end)
+        if rest[end - 1] == '"':
+            i = rest.rfind(label, start, end)
             if i >= 0:
                 fields[key] = rest[i + len(label):end - 1]
                 end = i
     for label, key in _PLAIN:
-        i = rest.rfind(label, 0, end)
+        i = rest.rfind(label, start, end)
         if i >= 0 and key not in fields:
             value = rest[i + len(label):end]
             if key == "client" and value.endswith(" using starttls"):
