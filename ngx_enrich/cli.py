@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "severity and hint.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _common(parser)
+    parser.add_argument("--quiet-flush", type=float, default=0.2, metavar="SECONDS",
+                        help="emit a held-back multiline record after this much silence "
+                        "(default: 0.2)")
+    parser.add_argument("--no-multiline", action="store_true",
+                        help="treat every physical line as its own record")
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="log files to read ('-' or none: standard input)")
     return parser
@@ -91,7 +96,8 @@ def run_filter(args: argparse.Namespace, env: Env) -> int:
     fds = _open_inputs(args.files, env)
     enricher = Enricher(options_from(args))
     for fd in fds:
-        pump(fd, enricher.enrich_line, env.stdout)
+        pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
+             multiline=not args.no_multiline)
     return Exit.OK
 
 

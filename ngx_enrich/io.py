@@ -1,28 +1,45 @@
-"""Bytes in, bytes out: read lines from files or pipes, write JSON lines.
+"""Bytes in, bytes out: read records from files or pipes, write JSON lines.
 
 Input is read with `os.read`, which returns as soon as some data is there, so a live
 pipe (`tail -F ... |`) gets every record written and flushed as soon as it is read,
 while a file or a busy pipe is processed in large batches.
+
+Raw error-log records may span several physical lines (`FastCGI sent in stderr` with a
+PHP stack trace): a line that does not start a record of its own continues the error
+record before it. The last record is held back until the next one starts, input ends,
+or input stays quiet for `quiet` seconds, so a live pipe is never held back for long.
 """
 
 from __future__ import annotations
 
 import os
+import select
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import orjson
 
+from ngx_enrich.parse.accesslog import parse_access_line
+from ngx_enrich.parse.errorlog import PREFIX_RE
+from ngx_enrich.parse.fpm import parse_fpm_line
+
 CHUNK = 1 << 16
 MAX_PENDING = 8 << 20  # a "line" longer than this is emitted in pieces
+MAX_RECORD_LINES = 1000  # a multiline record is closed after this many lines
+QUIET = 0.2
 _DUMP = orjson.OPT_APPEND_NEWLINE
 BAD_UTF8 = "invalid UTF-8 (bytes shown as \\xNN)"
 
+Line = tuple[str, str | None]  # text, parse error
 
-def read_lines(fd: int) -> Iterator[list[tuple[str, str | None]]]:
-    """Yield batches of (line, parse_error) from a file descriptor until EOF."""
+
+def read_lines(fd: int, quiet: float | None = None) -> Iterator[list[Line] | None]:
+    """Yield batches of complete lines until EOF; None when input stayed quiet."""
     pending = b""
     while True:
+        if quiet is not None and not _readable(fd, quiet):
+            yield None
+            continue
         chunk = os.read(fd, CHUNK)
         if not chunk:
             break
@@ -40,12 +57,20 @@ def read_lines(fd: int) -> Iterator[list[tuple[str, str | None]]]:
         yield decode(pending)
 
 
-def decode(block: bytes) -> list[tuple[str, str | None]]:
+def _readable(fd: int, timeout: float) -> bool:
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    except (OSError, ValueError):  # not selectable: just read
+        return True
+    return bool(ready)
+
+
+def decode(block: bytes) -> list[Line]:
     """Split a block of complete lines; bad UTF-8 is kept as \\xNN and flagged."""
     try:
         return [(_chomp(line), None) for line in block.decode("utf-8").split("\n")]
     except UnicodeDecodeError:
-        out: list[tuple[str, str | None]] = []
+        out: list[Line] = []
         for raw in block.split(b"\n"):
             try:
                 out.append((_chomp(raw.decode("utf-8")), None))
@@ -58,17 +83,73 @@ def _chomp(line: str) -> str:
     return line[:-1] if line.endswith("\r") else line
 
 
+def starts_record(line: str) -> bool:
+    """Whether a line that follows an error record begins a record of its own."""
+    if PREFIX_RE.match(line) or line.startswith("nginx: "):
+        return True
+    if line.startswith("{"):
+        return True
+    return parse_access_line(line) is not None or parse_fpm_line(line) is not None
+
+
+class Joiner:
+    """Groups physical lines into logical records."""
+
+    def __init__(self) -> None:
+        self._open: list[str] = []
+        self._error: str | None = None
+        self._is_error = False
+
+    def feed(self, lines: list[Line]) -> list[Line]:
+        """Add lines; return the records that are complete."""
+        done: list[Line] = []
+        for text, err in lines:
+            if (self._is_error and len(self._open) < MAX_RECORD_LINES
+                    and not starts_record(text)):
+                self._open.append(text)
+                self._error = self._error or err
+                continue
+            if self._open:
+                done.append(self._close())
+            if PREFIX_RE.match(text):
+                self._open, self._error, self._is_error = [text], err, True
+            else:
+                done.append((text, err))
+        return done
+
+    def flush(self) -> list[Line]:
+        """The held-back record, if any."""
+        return [self._close()] if self._open else []
+
+    def _close(self) -> Line:
+        record = ("\n".join(self._open), self._error)
+        self._open, self._error, self._is_error = [], None, False
+        return record
+
+
 def write_json_lines(out: BinaryIO, records: list[dict[str, Any]]) -> None:
     """Write records as JSON lines and flush."""
-    out.write(b"".join(orjson.dumps(r, option=_DUMP) for r in records))
-    out.flush()
+    if records:
+        out.write(b"".join(orjson.dumps(r, option=_DUMP) for r in records))
+        out.flush()
 
 
-def pump(fd: int, enrich: Callable[[str, str | None], dict[str, Any]], out: BinaryIO) -> int:
-    """Enrich every line of `fd` into `out`; return the number of records written."""
+def pump(fd: int, enrich: Callable[[str, str | None], dict[str, Any]], out: BinaryIO,
+         quiet: float = QUIET, multiline: bool = True) -> int:
+    """Enrich every record of `fd` into `out`; return the number of records written."""
     count = 0
-    for batch in read_lines(fd):
-        records = [enrich(line, err) for line, err in batch]
-        write_json_lines(out, records)
+    joiner = Joiner() if multiline else None
+    for batch in read_lines(fd, quiet if multiline else None):
+        if joiner is None:
+            records = batch or []
+        elif batch is None:
+            records = joiner.flush()
+        else:
+            records = joiner.feed(batch)
+        write_json_lines(out, [enrich(text, err) for text, err in records])
         count += len(records)
+    if joiner is not None:
+        tail = joiner.flush()
+        write_json_lines(out, [enrich(text, err) for text, err in tail])
+        count += len(tail)
     return count

@@ -125,7 +125,7 @@ class Shaper:
         event["module"] = "nginx"
         event["dataset"] = f"nginx.{kind}"
         event["category"] = ["web"]
-        event["type"] = ["access"] if kind == "access" else ["error"] if kind == "error" else ["info"]
+        event["type"] = [kind if kind in ("access", "error") else "info"]
         if "time" in ngx:
             event["created"] = ngx["time"]
         out["message"] = ngx.get("message") or (raw if isinstance(raw, str) else "")

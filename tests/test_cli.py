@@ -166,3 +166,42 @@ def test_bundled_sample_runs(run_cli) -> None:
     assert result.status == 0 and len(result.records) == len(lines)
     assert os.path.getsize(SAMPLE) > 0
     assert time.timezone == 0  # the suite pins TZ=UTC
+
+
+FASTCGI = [
+    '2026/04/08 21:07:15 [error] 2211#2211: *9 FastCGI sent in stderr: "PHP message: PHP '
+    "Fatal error:  Uncaught Error: Call to undefined function f() in /var/www/a.php:5",
+    "Stack trace:",
+    "#0 {main}",
+    '  thrown in /var/www/a.php on line 5" while reading response header from upstream, client: '
+    '203.0.113.9, server: example.com, request: "GET /a.php HTTP/1.1", upstream: '
+    '"fastcgi://unix:/run/php/php-fpm.sock:", host: "example.com"',
+]
+
+
+def test_multiline_fastcgi_record_is_one_record(run_cli) -> None:
+    lines = [ERR, *FASTCGI, ERR, "continuation of nothing"]
+    recs = run_cli([], stdin="\n".join(lines).encode() + b"\n").records
+    assert len(recs) == 3
+    fcgi = recs[1]
+    assert fcgi["log"] == "\n".join(FASTCGI)
+    assert fcgi["ngx"]["category"] == "fastcgi_stderr"
+    assert fcgi["ngx"]["upstream"] == "fastcgi://unix:/run/php/php-fpm.sock:"
+    assert fcgi["ngx"]["action"] == "reading response header from upstream"
+    # a line after an error record that is not one itself continues it
+    assert recs[2]["log"] == ERR + "\ncontinuation of nothing"
+    flat = run_cli(["--no-multiline"], stdin="\n".join(lines).encode()).records
+    assert len(flat) == len(lines)
+
+
+def test_pending_multiline_record_is_emitted_when_input_goes_quiet() -> None:
+    proc = _spawn("--quiet-flush", "0.2")
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(("\n".join(FASTCGI) + "\n").encode())
+        proc.stdin.flush()
+        rec = orjson.loads(_read_line(proc))
+        assert rec["log"].count("\n") == len(FASTCGI) - 1
+    finally:
+        proc.kill()
+        proc.wait()

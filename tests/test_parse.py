@@ -53,7 +53,8 @@ def test_resolver_code_is_not_an_errno() -> None:
 def test_stream_tail_and_stderr_form_and_conf_suffix() -> None:
     f = parse_error_line(PREFIX + 'upstream timed out (110: Connection timed out) while proxying '
                          'connection, client: 192.0.2.1, server: 0.0.0.0:5432, upstream: '
-                         '"10.0.0.9:5432", bytes from/to client:512/0, bytes from/to upstream:0/512')
+                         '"10.0.0.9:5432", bytes from/to client:512/0, '
+                         'bytes from/to upstream:0/512')
     assert f is not None
     assert (f["bytes_from_client"], f["bytes_to_upstream"], f["upstream"]) == (512, 512,
                                                                               "10.0.0.9:5432")

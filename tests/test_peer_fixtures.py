@@ -6,11 +6,10 @@ import json
 from datetime import datetime
 
 import pytest
-
-from ngx_enrich.pipeline import Enricher
-from tests_support import join_multiline
-
 from conftest import shared_file
+
+from ngx_enrich.io import Joiner
+from ngx_enrich.pipeline import Enricher
 
 ENRICH = Enricher()
 # Their field name -> ours (names differ, values must not).
@@ -94,7 +93,8 @@ def test_filebeat_error_log_matches_expected() -> None:
     lines = shared_file("peer-fixtures", "filebeat-nginx-error.log").read_text().splitlines()
     expected = json.loads(shared_file("peer-fixtures",
                                       "filebeat-nginx-error.log-expected.json").read_text())
-    records = join_multiline(lines)
+    joiner = Joiner()
+    records = [text for text, _ in joiner.feed([(ln, None) for ln in lines]) + joiner.flush()]
     assert len(records) == len(expected)
     for line, exp in zip(records, expected, strict=True):
         ngx = ENRICH.enrich_line(line)["ngx"]

@@ -52,7 +52,7 @@ def test_access_lines_get_the_status_category(captured) -> None:
 
 
 def test_error_lines_get_specific_categories(captured) -> None:
-    error, access, _ = captured
+    error, _, _ = captured
     enricher = Enricher()
     recs = [enricher.enrich_line(line)["ngx"] for line in error]
     assert all(r["kind"] == "error" for r in recs)

@@ -256,7 +256,8 @@ def read_rules(paths: Iterable[Path], problems: list[str]) -> list[Rule]:
             if rule is None:
                 continue
             if rule.id in seen:
-                problems.append(f"{path.name}: rule {rule.id!r}: duplicate id (also in {seen[rule.id]})")
+                problems.append(
+                    f"{path.name}: rule {rule.id!r}: duplicate id (also in {seen[rule.id]})")
                 continue
             seen[rule.id] = path.name
             rules.append(rule)

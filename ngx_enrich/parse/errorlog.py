@@ -14,9 +14,11 @@ import re
 from functools import lru_cache
 from typing import Any
 
-PREFIX_RE = re.compile(r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d+)#(\d+): (?:\*(\d+) )?")
+PREFIX_RE = re.compile(
+    r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d+)#(\d+): (?:\*(\d+) )?")
 STDERR_RE = re.compile(r"nginx: \[([a-z]+)\] ")
-_SYSCALL_RE = re.compile(r'([A-Za-z_]\w*\([^()\s]*\))(?: to (\S+)| "([^"]*)"(?: to "[^"]*")?)? failed')
+_SYSCALL_RE = re.compile(
+    r'([A-Za-z_]\w*\([^()\s]*\))(?: to (\S+)| "([^"]*)"(?: to "[^"]*")?)? failed')
 _CONF_RE = re.compile(r" in (/\S+|[\w.\-/]+\.conf):(\d+)$")
 _BYTES_RE = re.compile(
     r", bytes from/to client:(\d+)/(\d+), bytes from/to upstream:(\d+)/(\d+)$"

@@ -37,7 +37,7 @@ ERRORS = [
     '{t} [info] 2211#2211: *{c} client prematurely closed connection while sending to client, '
     'client: 198.51.100.{n}, server: example.com, request: "GET /big.iso HTTP/1.1", host: "x"',
     '{t} [error] 2211#2211: *{c} limiting requests, excess: {n}.520 by zone "perip", client: '
-    '192.0.2.{n}, server: api.example.com, request: "POST /login HTTP/1.1", host: "api.example.com"',
+    '192.0.2.{n}, server: api.example.com, request: "POST /login HTTP/1.1", host: "api"',
 ]
 ACCESS = ('203.0.113.{n} - - [08/Apr/2026:21:07:{s:02d} +0000] "GET /api/items/{c}?page={n} '
           'HTTP/1.1" {status} {c} "https://example.com/" "Mozilla/5.0 (X11; Linux x86_64) '
