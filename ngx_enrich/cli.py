@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import BinaryIO, NoReturn, TextIO
 
-from ngx_enrich import __version__
+from ngx_enrich import __version__, catalog, explain
 from ngx_enrich.catalog import CatalogError
-from ngx_enrich.io import pump
+from ngx_enrich.io import pump, write_json_lines
 from ngx_enrich.pipeline import Enricher, Options
+from ngx_enrich.rules import load_checked
 from ngx_enrich.shape import SCHEMAS
 
 PROG = "ngx-enrich"
@@ -60,7 +61,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Explain Nginx error and access log records: "
                      "reads lines, writes JSON lines with an added category, explanation, "
-                     "severity and hint.")
+                     "severity and hint. Subcommands: explain, rules, serve, follow "
+                     "(see `ngx-enrich COMMAND --help`).")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _common(parser)
     parser.add_argument("--quiet-flush", type=float, default=0.2, metavar="SECONDS",
@@ -73,9 +75,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _explain_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} explain", description="Explain one log line, status code "
+                     "or message in plain words.")
+    _common(parser)
+    parser.add_argument("text", nargs="+", help="a log line, a status code or a message")
+    return parser
+
+
+def _rules_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} rules", description="List the catalogue's rules, or check "
+                     "a rules file.")
+    parser.add_argument("--rules", type=Path, action="append", default=[], metavar="FILE",
+                        help="extra rules to include in the listing")
+    parser.add_argument("--check", type=Path, metavar="FILE",
+                        help="validate a rules file and print every problem")
+    return parser
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    from ngx_enrich.forward import command
+
+    parser = _Parser(prog=f"{PROG} serve", description="Forward-protocol processor: receive "
+                     "events, enrich them, hand them on, then acknowledge.")
+    _common(parser)
+    command.add_arguments(parser)
+    return parser
+
+
+def _follow_parser() -> argparse.ArgumentParser:
+    from ngx_enrich import follow
+
+    parser = _Parser(prog=f"{PROG} follow", description="Follow Nginx log files like tail -F "
+                     "and write enriched JSON lines (a source for Fluent Bit in_exec).")
+    _common(parser)
+    follow.add_arguments(parser)
+    return parser
+
+
 def options_from(args: argparse.Namespace) -> Options:
     return Options(lang=args.lang, schema=args.schema, key=args.key, field=args.field,
                    rules=tuple(args.rules))
+
+
+def make_enricher(args: argparse.Namespace) -> Enricher:
+    """An enricher for the options; user rules are checked sample by sample."""
+    cat = load_checked(args.rules) if args.rules else None
+    return Enricher(options_from(args), cat)
 
 
 def _open_inputs(files: Sequence[str], env: Env) -> list[int]:
@@ -94,11 +140,60 @@ def _open_inputs(files: Sequence[str], env: Env) -> list[int]:
 def run_filter(args: argparse.Namespace, env: Env) -> int:
     """The default command: enrich lines from files or stdin to stdout."""
     fds = _open_inputs(args.files, env)
-    enricher = Enricher(options_from(args))
+    enricher = make_enricher(args)
     for fd in fds:
         pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
              multiline=not args.no_multiline)
     return Exit.OK
+
+
+def run_explain(args: argparse.Namespace, env: Env) -> int:
+    text = explain.render(explain.as_record(" ".join(args.text), make_enricher(args)), args.lang)
+    env.stdout.write(text.encode())
+    return Exit.OK
+
+
+def run_rules(args: argparse.Namespace, env: Env) -> int:
+    if args.check is not None:
+        if not args.check.is_file():
+            raise UsageError(f"cannot open {args.check}: No such file")
+        try:
+            cat = load_checked([args.check])
+        except CatalogError as exc:
+            for problem in exc.problems:
+                env.stderr.write(f"{problem}\n")
+            env.stderr.write(f"{args.check}: {len(exc.problems)} problem(s)\n")
+            return Exit.ERROR
+        count = sum(1 for r in cat.rules if r.origin == args.check.name)
+        env.stdout.write(f"{args.check}: {count} rules, no problems\n".encode())
+        return Exit.OK
+    cat = load_checked(args.rules) if args.rules else catalog.builtin()
+    rows = [f"{r.id}\t{r.category}\t{r.area}\t{r.severity}" for r in cat.rules]
+    env.stdout.write(("id\tcategory\tarea\tseverity\n" + "\n".join(rows) + "\n").encode())
+    return Exit.OK
+
+
+def run_serve(args: argparse.Namespace, env: Env) -> int:
+    from ngx_enrich.forward import command
+
+    return command.run(args, make_enricher(args))
+
+
+def run_follow(args: argparse.Namespace, env: Env) -> int:
+    from ngx_enrich import follow
+
+    enricher = make_enricher(args)
+    return follow.run(args, enricher.enrich_line,
+                      lambda records: write_json_lines(env.stdout, records))
+
+
+COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser],
+                          Callable[[argparse.Namespace, Env], int]]] = {
+    "explain": (_explain_parser, run_explain),
+    "rules": (_rules_parser, run_rules),
+    "serve": (_serve_parser, run_serve),
+    "follow": (_follow_parser, run_follow),
+}
 
 
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
@@ -106,8 +201,10 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     env = env or Env()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
-        return run_filter(args, env)
+        if argv and argv[0] in COMMANDS:
+            make_parser, run = COMMANDS[argv[0]]
+            return run(make_parser().parse_args(argv[1:]), env)
+        return run_filter(build_parser().parse_args(argv), env)
     except UsageError as exc:
         env.stderr.write(f"{PROG}: error: {exc}\n")
         return Exit.USAGE

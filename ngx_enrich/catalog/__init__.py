@@ -252,15 +252,16 @@ def read_rules(paths: Iterable[Path], problems: list[str]) -> list[Rule]:
         for key in sorted(set(data) - {"rule", "status", "action"}):
             problems.append(f"{path.name}: unknown top-level table {key!r}")
         for entry in data.get("rule", []):
-            rule = build_rule(entry, path.name, problems)
-            if rule is None:
-                continue
-            if rule.id in seen:
+            rid = entry.get("id")
+            if isinstance(rid, str) and rid in seen:
                 problems.append(
-                    f"{path.name}: rule {rule.id!r}: duplicate id (also in {seen[rule.id]})")
+                    f"{path.name}: rule {rid!r}: duplicate id (also in {seen[rid]})")
                 continue
-            seen[rule.id] = path.name
-            rules.append(rule)
+            if isinstance(rid, str):
+                seen[rid] = path.name
+            rule = build_rule(entry, path.name, problems)
+            if rule is not None:
+                rules.append(rule)
     return rules
 
 
