@@ -11,6 +11,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import BinaryIO, NoReturn, TextIO
 
+import orjson
+
 from ngx_enrich import __version__, catalog, explain
 from ngx_enrich.catalog import CatalogError
 from ngx_enrich.io import pump, write_json_lines
@@ -113,6 +115,15 @@ def _follow_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _export_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} export", description="Print a generated artefact: the "
+                     "Elasticsearch index template or the JSON Schema of the output.")
+    parser.add_argument("what", choices=("es-template", "json-schema"))
+    parser.add_argument("--schema", choices=SCHEMAS, default="default")
+    parser.add_argument("--key", default="ngx")
+    return parser
+
+
 def options_from(args: argparse.Namespace) -> Options:
     return Options(lang=args.lang, schema=args.schema, key=args.key, field=args.field,
                    rules=tuple(args.rules))
@@ -187,12 +198,24 @@ def run_follow(args: argparse.Namespace, env: Env) -> int:
                       lambda records: write_json_lines(env.stdout, records))
 
 
+def run_export(args: argparse.Namespace, env: Env) -> int:
+    from ngx_enrich.export import templates
+
+    if args.what == "es-template":
+        doc = templates.es_template(args.key, args.schema)
+    else:
+        doc = templates.json_schema(args.key)
+    env.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+    return Exit.OK
+
+
 COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser],
                           Callable[[argparse.Namespace, Env], int]]] = {
     "explain": (_explain_parser, run_explain),
     "rules": (_rules_parser, run_rules),
     "serve": (_serve_parser, run_serve),
     "follow": (_follow_parser, run_follow),
+    "export": (_export_parser, run_export),
 }
 
 

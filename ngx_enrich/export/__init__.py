@@ -1,0 +1,1 @@
+"""Exports generated from the field list and the catalogue."""
