@@ -16,6 +16,7 @@ import orjson
 from ngx_enrich import __version__, catalog, explain
 from ngx_enrich.catalog import CatalogError
 from ngx_enrich.io import pump, write_json_lines
+from ngx_enrich.parallel import pump_parallel
 from ngx_enrich.pipeline import Enricher, Options
 from ngx_enrich.rules import load_checked
 from ngx_enrich.shape import SCHEMAS
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 0.2)")
     parser.add_argument("--no-multiline", action="store_true",
                         help="treat every physical line as its own record")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="enrich in N processes (output order is kept; default: 1)")
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="log files to read ('-' or none: standard input)")
     return parser
@@ -152,9 +155,15 @@ def run_filter(args: argparse.Namespace, env: Env) -> int:
     """The default command: enrich lines from files or stdin to stdout."""
     fds = _open_inputs(args.files, env)
     enricher = make_enricher(args)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     for fd in fds:
-        pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
-             multiline=not args.no_multiline)
+        if args.workers > 1:
+            pump_parallel(fd, enricher, env.stdout, args.workers, quiet=args.quiet_flush,
+                          multiline=not args.no_multiline)
+        else:
+            pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
+                 multiline=not args.no_multiline)
     return Exit.OK
 
 

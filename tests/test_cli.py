@@ -205,3 +205,16 @@ def test_pending_multiline_record_is_emitted_when_input_goes_quiet() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_workers_give_the_same_output_in_order(tmp_path: Path) -> None:
+    log = tmp_path / "mixed.log"
+    lines = [ERR.replace("*1 ", f"*{i} ") for i in range(3000)]
+    lines[100:100] = FASTCGI
+    log.write_text("\n".join(lines) + "\n")
+    one = subprocess.run([sys.executable, "-m", "ngx_enrich", str(log)], capture_output=True,
+                         cwd=ROOT, timeout=60, check=True).stdout
+    two = subprocess.run([sys.executable, "-m", "ngx_enrich", "--workers", "2", str(log)],
+                         capture_output=True, cwd=ROOT, timeout=60, check=True).stdout
+    assert one == two
+    assert one.count(b"\n") == 3001

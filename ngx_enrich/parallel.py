@@ -1,0 +1,49 @@
+"""`--workers N`: enrich batches in N processes, write results in input order."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import orjson
+
+from ngx_enrich.io import QUIET, Joiner, Line, read_lines
+from ngx_enrich.pipeline import Enricher
+
+_DUMP = orjson.OPT_APPEND_NEWLINE
+_enricher: Enricher | None = None
+
+
+def _init(enricher: Enricher) -> None:
+    global _enricher
+    _enricher = enricher
+
+
+def _work(records: list[Line]) -> bytes:
+    assert _enricher is not None
+    enrich = _enricher.enrich_line
+    return b"".join(orjson.dumps(enrich(text, err), option=_DUMP) for text, err in records)
+
+
+def _records(fd: int, quiet: float, multiline: bool) -> Iterator[list[Line]]:
+    joiner = Joiner() if multiline else None
+    for batch in read_lines(fd, quiet if multiline else None):
+        if joiner is None:
+            records = batch or []
+        else:
+            records = joiner.flush() if batch is None else joiner.feed(batch)
+        if records:
+            yield records
+    if joiner is not None and (tail := joiner.flush()):
+        yield tail
+
+
+def pump_parallel(fd: int, enricher: Enricher, out: BinaryIO, workers: int,
+                  quiet: float = QUIET, multiline: bool = True) -> None:
+    """Like `io.pump`, with the enrichment spread over `workers` processes."""
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_init, initargs=(enricher,)) as pool:
+        for block in pool.imap(_work, _records(fd, quiet, multiline)):
+            out.write(block)
+            out.flush()
