@@ -6,7 +6,7 @@
 Each batch is sent with a `chunk` option and the sender waits for its ack before sending the
 next, as Fluent Bit does with `Require_ack_response On`. `--to stdout` writes JSON lines to
 /dev/null; `--to forward` sends to an acking receiver in this process. Prints records/s and the
-server's peak RSS (ru_maxrss of the child) next to its RSS when idle.
+server's peak RSS (VmHWM of the child, read before it stops) next to its RSS when idle.
 """
 
 from __future__ import annotations
@@ -115,9 +115,10 @@ def acking_receiver() -> int:
     return server.getsockname()[1]
 
 
-def rss_kib(pid: int) -> int:
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of a process, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 
@@ -131,7 +132,6 @@ def main() -> None:
     parser.add_argument("--no-enrich", action="store_true", help="measure the protocol alone")
     opts = parser.parse_args()
 
-    frames = batches(opts.records, opts.batch)
     dest = "stdout" if opts.to == "stdout" else f"forward://127.0.0.1:{acking_receiver()}"
     cmd = [sys.executable, "-c", SERVE, "--listen", "127.0.0.1:0", "--to", dest]
     if opts.no_enrich:
@@ -149,7 +149,8 @@ def main() -> None:
     if not port:
         raise SystemExit("serve did not start")
     threading.Thread(target=proc.stderr.read, daemon=True).start()
-    idle = rss_kib(proc.pid)
+    idle = memory_kib(proc.pid, "VmRSS")
+    frames = batches(opts.records, opts.batch)
 
     # warm up (first-use caches, imports), then measure
     send_all(port, batches(opts.batch, opts.batch))
@@ -162,15 +163,15 @@ def main() -> None:
         worker.join()
     elapsed = time.perf_counter() - start
 
+    peak = memory_kib(proc.pid, "VmHWM")
     proc.send_signal(signal.SIGTERM)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.wait(60)
     mode = "pass-through" if opts.no_enrich else "enriched"
     print(
         f"serve --to {opts.to} ({mode}): {opts.records} records in batches of {opts.batch} "
         f"over {opts.connections} connection(s): {opts.records / elapsed:,.0f} records/s"
     )
-    print(f"peak RSS {usage.ru_maxrss / 1024:.1f} MiB (idle {idle / 1024:.1f} MiB)")
+    print(f"serve peak RSS {peak / 1024:.1f} MiB (idle {idle / 1024:.1f} MiB)")
     if proc.returncode != 0:
         raise SystemExit(f"serve exited with {proc.returncode}")
 

@@ -1,0 +1,243 @@
+"""`ngx-enrich serve`: the command-line face of the forward hop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+from ngx_enrich.forward import protocol
+from ngx_enrich.forward.server import ForwardServer, Settings
+from ngx_enrich.forward.sinks import Sink, host_port, make_sink
+
+if TYPE_CHECKING:
+    from ngx_enrich.pipeline import Enricher
+
+log = logging.getLogger("ngx_enrich.forward")
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(text: str) -> int:
+    """Bytes from `8388608`, `8M`, `512K`, `1G` (also with a trailing `B` or `iB`)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _UNITS else ""
+    number = value.removesuffix(unit)
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"expected a size like 8M, got {text!r}")
+    return int(number) * _UNITS[unit]
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds >= 0")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a whole number >= 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of `serve` to its sub-parser."""
+    net = parser.add_argument_group("listening")
+    net.add_argument(
+        "--listen",
+        default="127.0.0.1:24225",
+        metavar="ADDR",
+        help="HOST:PORT or unix:PATH to accept forward connections on (default: %(default)s)",
+    )
+    net.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM)")
+    net.add_argument("--tls-key", metavar="FILE", help="private key for --tls-cert (PEM)")
+    net.add_argument(
+        "--shared-key",
+        metavar="KEY",
+        help="require the HELO/PING/PONG handshake with this key "
+        "(default: $NGX_ENRICH_SHARED_KEY, else no handshake)",
+    )
+    net.add_argument(
+        "--self-hostname",
+        default="ngx-enrich",
+        metavar="NAME",
+        help="hostname used in handshakes; must differ from the peers' (default: %(default)s)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--to",
+        default="stdout",
+        metavar="DEST",
+        help="stdout: JSON lines {tag, time, record}; file:PATH: the same, fsynced before "
+        "each ack; forward://HOST:PORT or forward+tls://HOST:PORT: the next forward hop, acked "
+        "(at-least-once); fluent://HOST:PORT: best effort via fluent-logger (default: stdout)",
+    )
+    out.add_argument("--tag-prefix", metavar="PREFIX", help="rewrite every tag to PREFIX.TAG")
+    out.add_argument(
+        "--to-shared-key",
+        metavar="KEY",
+        help="shared key of the next forward hop (default: $NGX_ENRICH_TO_SHARED_KEY)",
+    )
+    out.add_argument("--to-tls-ca", metavar="FILE", help="CA bundle to verify forward+tls://")
+    out.add_argument(
+        "--to-tls-insecure",
+        action="store_true",
+        help="do not verify the certificate of forward+tls:// (testing only)",
+    )
+    out.add_argument(
+        "--retry-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="keep retrying the next hop this long per chunk, then close the sender's "
+        "connection without an ack so it resends (default: %(default)g)",
+    )
+    lim = parser.add_argument_group("limits")
+    lim.add_argument(
+        "--max-buffer",
+        type=_size,
+        default=8 << 20,
+        metavar="SIZE",
+        help="largest request accepted; larger ones close the connection (default: 8M)",
+    )
+    lim.add_argument(
+        "--max-decompressed",
+        type=_size,
+        default=32 << 20,
+        metavar="SIZE",
+        help="largest gzip payload once inflated (default: 32M)",
+    )
+    lim.add_argument(
+        "--max-connections",
+        type=_count,
+        default=64,
+        metavar="N",
+        help="concurrent connections; more are refused (default: %(default)s)",
+    )
+    lim.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="close a sender that stalls inside a request or handshake (default: %(default)g)",
+    )
+    lim.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="close connections idle between requests this long; 0 never (default: 0)",
+    )
+    lim.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, wait this long for chunks being delivered (default: %(default)g)",
+    )
+
+
+def run(args: argparse.Namespace, enricher: Enricher) -> int:
+    """Serve until SIGTERM or SIGINT, then drain; return the exit status."""
+    _setup_logging()
+    try:
+        server, sink = _build(args, enricher)
+    except (ValueError, OSError, ssl.SSLError) as exc:
+        log.error("serve: %s", exc)
+        return 2
+    listen = getattr(args, "listen", None) or "127.0.0.1:24225"
+    drain = getattr(args, "drain_timeout", None)
+    drain = 30.0 if drain is None else drain
+    return asyncio.run(_serve(server, sink, listen, drain))
+
+
+def _build(args: argparse.Namespace, enricher: Enricher) -> tuple[ForwardServer, Sink]:
+    opt = vars(args).get
+    listen = opt("listen") or "127.0.0.1:24225"
+    if not listen.startswith("unix:"):
+        host_port(listen)  # a bad address is a usage error, reported before anything starts
+    limits = protocol.Limits(
+        max_buffer=opt("max_buffer") or 8 << 20,
+        max_decompressed=opt("max_decompressed") or 32 << 20,
+    )
+    settings = Settings(
+        limits=limits,
+        tag_prefix=opt("tag_prefix") or None,
+        shared_key=opt("shared_key") or os.environ.get("NGX_ENRICH_SHARED_KEY") or None,
+        self_hostname=opt("self_hostname") or "ngx-enrich",
+        read_timeout=opt("read_timeout") or 30.0,
+        idle_timeout=opt("idle_timeout") or None,
+        max_connections=opt("max_connections") or 64,
+    )
+    context = None
+    cert, key = opt("tls_cert"), opt("tls_key")
+    if cert or key:
+        if not (cert and key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+    retry = opt("retry_timeout")
+    sink = make_sink(
+        opt("to") or "stdout",
+        retry_timeout=60.0 if retry is None else retry,
+        shared_key=opt("to_shared_key") or os.environ.get("NGX_ENRICH_TO_SHARED_KEY") or None,
+        self_hostname=settings.self_hostname,
+        tls_ca=opt("to_tls_ca"),
+        tls_insecure=bool(opt("to_tls_insecure")),
+    )
+    return ForwardServer(enricher.enrich_record, sink, settings, ssl_context=context), sink
+
+
+async def _serve(server: ForwardServer, sink: Sink, listen: str, drain_timeout: float) -> int:
+    try:
+        await sink.open()
+    except OSError as exc:
+        log.error("serve: cannot open %s: %s", sink.description, exc)
+        return 1
+    try:
+        bound = await server.listen(listen)
+    except (OSError, ValueError) as exc:
+        log.error("serve: cannot listen on %s: %s", listen, exc)
+        await sink.close()
+        return 1
+    log.info("serve: listening on %s, sending to %s", bound, sink.description)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    if threading.current_thread() is threading.main_thread():
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(server.failed.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        log.info("serve: stopping; draining chunks in flight")
+        await server.close(drain_timeout)
+        await sink.close()
+        if threading.current_thread() is threading.main_thread():
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+    if server.fatal is not None:
+        log.error("serve: %s", server.fatal)
+        return 1
+    log.info("serve: stopped")
+    return 0
+
+
+def _setup_logging() -> None:
+    """Diagnostics go to stderr, so that stdout carries only records."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(stream=sys.stderr, format="ngx-enrich: %(levelname)s: %(message)s")
+    package = logging.getLogger("ngx_enrich")
+    if package.level == logging.NOTSET:
+        package.setLevel(logging.INFO)
