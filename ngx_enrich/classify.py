@@ -87,6 +87,7 @@ class Classifier:
                 self._family.append(rule)
             for word in words:
                 self._by_word.setdefault(word, []).append(rule)
+        self._candidates: dict[tuple[Any, ...], tuple[Rule, ...]] = {}
         self._statuses = {code: _status_verdict(s) for code, s in catalog.statuses.items()}
         self._lookup: Callable[..., Verdict] = lru_cache(maxsize=cache_size)(self._find)
 
@@ -118,10 +119,29 @@ class Classifier:
     def _find(self, level: str, head: str, syscall: str | None, errno: int | None,
               action: str | None, ssl: str | None) -> Verdict:
         side = self.side(head, action)
-        for rule in (*self._by_word.get(_first_word(head), ()), *self._family):
+        for rule in self._candidates_for(_first_word(head), errno, level, side):
             if _matches(rule, level, head, syscall, errno, action, side, ssl):
                 return self._verdicts[rule.id]
         return _fallback(level)
+
+
+    def _candidates_for(self, word: str, errno: int | None, level: str,
+                        side: str) -> tuple[Rule, ...]:
+        """The rules that may match, in order, after checking errno, level and side once."""
+        keyed = word in self._by_word
+        key = (word if keyed else None, errno, level, side)
+        found = self._candidates.get(key)
+        if found is None:
+            rules = (*self._by_word.get(word, ()), *self._family)
+            found = tuple(r for r in rules if _admits(r, errno, level, side))
+            self._candidates[key] = found
+        return found
+
+
+def _admits(rule: Rule, errno: int | None, level: str, side: str) -> bool:
+    m = rule.match
+    return ((not m.errno or errno in m.errno) and (not m.level or level in m.level)
+            and (not m.side or side in m.side))
 
 
 def _matches(rule: Rule, level: str, head: str, syscall: str | None, errno: int | None,

@@ -130,7 +130,9 @@ class Serve:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    # Only complete lines: the file may be read while a write is under way.
+    complete = path.read_bytes().rpartition(b"\n")[0]
+    return [orjson.loads(line) for line in complete.splitlines()]
 
 
 # -- a next hop written independently of the code under test ---------------------------------------

@@ -21,7 +21,8 @@ AREAS = frozenset((
     "lifecycle", "dns", "app", "http2", "cache", "server", "other",
 ))
 SEVERITIES = ("critical", "error", "warning", "info")
-LEVELS = frozenset(("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"))
+LEVELS = frozenset(("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
+                    "stderr"))
 SIDES = frozenset(("client", "upstream", "none"))
 LANGS = ("en", "zh")
 _ID_RE = re.compile(r"[a-z][a-z0-9_]*\Z")

@@ -66,6 +66,10 @@ def parse_error_line(line: str) -> dict[str, Any] | None:
         fields = {"level": m.group(1), "source": "stderr"}
         split_message(line[m.end():], fields)
         return fields
+    if line.startswith(("nginx: ", "nginx version: ")):  # ngx_log_stderr: no level
+        fields = {"level": "stderr", "source": "stderr"}
+        split_message(line[7:] if line[5] == ":" else line, fields)
+        return fields
     return None
 
 
