@@ -15,7 +15,7 @@ import orjson
 
 from ngx_enrich import __version__, catalog, explain
 from ngx_enrich.catalog import CatalogError
-from ngx_enrich.io import pump, write_json_lines
+from ngx_enrich.io import WRITERS, pump, pump_msgpack, sniff, write_json_lines
 from ngx_enrich.parallel import pump_parallel
 from ngx_enrich.pipeline import Enricher, Options
 from ngx_enrich.rules import load_checked
@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 0.2)")
     parser.add_argument("--no-multiline", action="store_true",
                         help="treat every physical line as its own record")
+    parser.add_argument("--input", choices=("json", "msgpack", "auto"), default="json",
+                        help="json (default): text lines, raw Nginx lines or JSON objects; "
+                        "msgpack: a stream of maps (Fluentd exec_filter); auto: msgpack when "
+                        "the first byte starts a msgpack map, else text")
+    parser.add_argument("--output", choices=("json", "msgpack"), default="json",
+                        help="JSON lines, or a stream of msgpack maps")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="enrich in N processes (output order is kept; default: 1)")
     parser.add_argument("files", nargs="*", metavar="FILE",
@@ -157,13 +163,17 @@ def run_filter(args: argparse.Namespace, env: Env) -> int:
     enricher = make_enricher(args)
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    write = WRITERS[args.output]
     for fd in fds:
-        if args.workers > 1:
+        kind, first = sniff(fd) if args.input == "auto" else (args.input, b"")
+        if kind == "msgpack":
+            pump_msgpack(fd, enricher.enrich_value, env.stdout, write, first)
+        elif args.workers > 1 and args.output == "json":
             pump_parallel(fd, enricher, env.stdout, args.workers, quiet=args.quiet_flush,
-                          multiline=not args.no_multiline)
+                          multiline=not args.no_multiline, first=first)
         else:
             pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
-                 multiline=not args.no_multiline)
+                 multiline=not args.no_multiline, write=write, first=first)
     return Exit.OK
 
 

@@ -17,6 +17,7 @@ import select
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+import msgpack
 import orjson
 
 from ngx_enrich.parse.accesslog import parse_access_line
@@ -33,14 +34,21 @@ BAD_UTF8 = "invalid UTF-8 (bytes shown as \\xNN)"
 Line = tuple[str, str | None]  # text, parse error
 
 
-def read_lines(fd: int, quiet: float | None = None) -> Iterator[list[Line] | None]:
-    """Yield batches of complete lines until EOF; None when input stayed quiet."""
+def read_lines(fd: int, quiet: float | None = None,
+               first: bytes = b"") -> Iterator[list[Line] | None]:
+    """Yield batches of complete lines until EOF; None when input stayed quiet.
+
+    `first` is data already read from `fd` (to sniff the input format).
+    """
     pending = b""
     while True:
-        if quiet is not None and not _readable(fd, quiet):
+        if first:
+            chunk, first = first, b""
+        elif quiet is not None and not _readable(fd, quiet):
             yield None
             continue
-        chunk = os.read(fd, CHUNK)
+        else:
+            chunk = os.read(fd, CHUNK)
         if not chunk:
             break
         data = pending + chunk
@@ -55,6 +63,12 @@ def read_lines(fd: int, quiet: float | None = None) -> Iterator[list[Line] | Non
         yield decode(data[:cut])
     if pending:
         yield decode(pending)
+
+
+def sniff(fd: int) -> tuple[str, bytes]:
+    """Read the first chunk and tell whether the stream is msgpack maps or text lines."""
+    first = os.read(fd, CHUNK)
+    return ("msgpack" if first and first[0] in MSGPACK_MAP_FIRST else "json"), first
 
 
 def _readable(fd: int, timeout: float) -> bool:
@@ -127,29 +141,98 @@ class Joiner:
         return record
 
 
+def _json_default(value: Any) -> Any:
+    """JSON for what msgpack input may carry: bytes, ext types (EventTime), other objects."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, msgpack.ExtType):
+        if value.code == 0 and len(value.data) == 8:
+            seconds, nanos = int.from_bytes(value.data[:4]), int.from_bytes(value.data[4:])
+            return seconds + nanos / 1e9
+        return value.data.hex()
+    return str(value)
+
+
 def write_json_lines(out: BinaryIO, records: list[dict[str, Any]]) -> None:
     """Write records as JSON lines and flush."""
     if records:
-        out.write(b"".join(orjson.dumps(r, option=_DUMP) for r in records))
+        out.write(b"".join(orjson.dumps(r, default=_json_default, option=_DUMP)
+                           for r in records))
         out.flush()
 
 
+def write_msgpack(out: BinaryIO, records: list[dict[str, Any]]) -> None:
+    """Write records as a stream of msgpack maps (no delimiters) and flush."""
+    if records:
+        pack = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
+        out.write(b"".join(pack(r) for r in records))
+        out.flush()
+
+
+Writer = Callable[[BinaryIO, list[dict[str, Any]]], None]
+WRITERS: dict[str, Writer] = {"json": write_json_lines, "msgpack": write_msgpack}
+MSGPACK_MAP_FIRST = frozenset((*range(0x80, 0x90), 0xDE, 0xDF))
+
+
+def read_msgpack(fd: int, first: bytes = b"", max_buffer: int = 64 << 20,
+                 ) -> Iterator[list[tuple[Any, str | None]]]:
+    """Yield batches of (object, parse error) from a msgpack stream until EOF.
+
+    Undecodable bytes yield one flagged item and decoding starts afresh with the next read.
+    """
+    def new() -> msgpack.Unpacker:
+        return msgpack.Unpacker(raw=False, unicode_errors="backslashreplace",
+                                strict_map_key=False, max_buffer_size=max_buffer)
+
+    unpacker = new()
+    chunk = first
+    while True:
+        if not chunk:
+            chunk = os.read(fd, CHUNK)
+            if not chunk:
+                break
+        batch: list[tuple[Any, str | None]] = []
+        try:
+            unpacker.feed(chunk)
+            batch.extend((obj, None) for obj in unpacker)
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+                msgpack.BufferFull) as exc:
+            batch.append((None, f"invalid msgpack ({type(exc).__name__}); bytes skipped"))
+            unpacker = new()
+        chunk = b""
+        if batch:
+            yield batch
+    if unpacker.read_bytes(1):
+        yield [(None, "truncated msgpack at end of input")]
+
+
 def pump(fd: int, enrich: Callable[[str, str | None], dict[str, Any]], out: BinaryIO,
-         quiet: float = QUIET, multiline: bool = True) -> int:
+         quiet: float = QUIET, multiline: bool = True, write: Writer = write_json_lines,
+         first: bytes = b"") -> int:
     """Enrich every record of `fd` into `out`; return the number of records written."""
     count = 0
     joiner = Joiner() if multiline else None
-    for batch in read_lines(fd, quiet if multiline else None):
+    for batch in read_lines(fd, quiet if multiline else None, first):
         if joiner is None:
             records = batch or []
         elif batch is None:
             records = joiner.flush()
         else:
             records = joiner.feed(batch)
-        write_json_lines(out, [enrich(text, err) for text, err in records])
+        write(out, [enrich(text, err) for text, err in records])
         count += len(records)
     if joiner is not None:
         tail = joiner.flush()
-        write_json_lines(out, [enrich(text, err) for text, err in tail])
+        write(out, [enrich(text, err) for text, err in tail])
         count += len(tail)
+    return count
+
+
+def pump_msgpack(fd: int, enrich_value: Callable[[Any, str | None], dict[str, Any]],
+                 out: BinaryIO, write: Writer = write_msgpack, first: bytes = b"") -> int:
+    """Enrich every object of a msgpack stream into `out`."""
+    count = 0
+    for batch in read_msgpack(fd, first):
+        write(out, [enrich_value(obj, err) for obj, err in batch])
+        count += len(batch)
     return count

@@ -26,9 +26,9 @@ def _work(records: list[Line]) -> bytes:
     return b"".join(orjson.dumps(enrich(text, err), option=_DUMP) for text, err in records)
 
 
-def _records(fd: int, quiet: float, multiline: bool) -> Iterator[list[Line]]:
+def _records(fd: int, quiet: float, multiline: bool, first: bytes) -> Iterator[list[Line]]:
     joiner = Joiner() if multiline else None
-    for batch in read_lines(fd, quiet if multiline else None):
+    for batch in read_lines(fd, quiet if multiline else None, first):
         if joiner is None:
             records = batch or []
         else:
@@ -40,10 +40,10 @@ def _records(fd: int, quiet: float, multiline: bool) -> Iterator[list[Line]]:
 
 
 def pump_parallel(fd: int, enricher: Enricher, out: BinaryIO, workers: int,
-                  quiet: float = QUIET, multiline: bool = True) -> None:
+                  quiet: float = QUIET, multiline: bool = True, first: bytes = b"") -> None:
     """Like `io.pump`, with the enrichment spread over `workers` processes."""
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, initializer=_init, initargs=(enricher,)) as pool:
-        for block in pool.imap(_work, _records(fd, quiet, multiline)):
+        for block in pool.imap(_work, _records(fd, quiet, multiline, first)):
             out.write(block)
             out.flush()

@@ -93,6 +93,14 @@ class Enricher:
             return self._access(dict(record), self._from_fluent_bit(record))
         return self._other(dict(record), "no Nginx line in record")
 
+    def enrich_value(self, value: Any, parse_error: str | None = None) -> dict[str, Any]:
+        """Enrich a decoded msgpack object; a non-map is wrapped and flagged."""
+        if parse_error is not None:
+            return self._other({}, parse_error)
+        if isinstance(value, dict):
+            return self.enrich_record(value)
+        return self._other({"value": value}, "msgpack value is not a map")
+
     def _text(self, text: str, base: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
         if not text:
             return self._other(base, "empty line")

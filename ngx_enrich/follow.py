@@ -1,0 +1,672 @@
+"""`ngx-enrich follow`: follow Nginx log files like `tail -F` and emit enriched records.
+
+This is the Fluent Bit shape: Fluent Bit has no exec filter, so `in_exec` runs ngx-enrich as a
+source that reads the logs itself. The `Tailer` follows rotation by rename and by copytruncate
+and keeps its positions in a JSON state file, so a restart neither loses nor repeats a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import functools
+import hashlib
+import json
+import logging
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, BinaryIO
+
+import orjson
+
+from ngx_enrich.io import Joiner
+
+log = logging.getLogger(__name__)
+
+FP_BYTES = 64  # bytes at the head of a file that identify it beside its inode
+READ_CHUNK = 1 << 20  # bytes read from one file per poll
+MAX_LINE = 8 << 20  # a line longer than this is emitted in pieces
+ROTATE_WAIT = 5.0  # seconds a rotated-away file is still read (the writer may not have reopened)
+STATE_VERSION = 1
+
+
+# --------------------------------------------------------------------------- file identity
+
+
+def _fingerprint(fd: int, length: int) -> tuple[str, int]:
+    """Hash of the first `length` bytes of an open file, and how many bytes it covers."""
+    head = os.pread(fd, length, 0) if length else b""
+    return hashlib.blake2b(head, digest_size=16).hexdigest(), len(head)
+
+
+def _stat(path: str) -> os.stat_result | None:
+    """`os.stat` that answers None for a missing file."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _end_of_last_line(fd: int, size: int) -> int:
+    """Offset just past the last newline before `size` (0 when there is none)."""
+    pos = size
+    while pos > 0:
+        start = max(0, pos - 65536)
+        idx = os.pread(fd, pos - start, start).rfind(b"\n")
+        if idx >= 0:
+            return start + idx + 1
+        pos = start
+    return 0
+
+
+@dataclass(eq=False, slots=True)
+class _Stream:
+    """One open file: where it was read to, what was committed, and how to recognise it."""
+
+    fd: int
+    dev: int
+    ino: int
+    read_pos: int
+    committed: int
+    fp: str
+    fp_len: int
+    until: float | None = None  # wall-clock time after which a rotated file is closed
+    at_eof: bool = False
+
+    @classmethod
+    def open(cls, path: str, offset: int | None = None, until: float | None = None) -> _Stream:
+        """Open `path` at `offset` (None: after its last complete line)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # a directory, or /dev/stdout as in some images
+                raise OSError(errno.EINVAL, "not a regular file", path)
+            if offset is None:
+                offset = _end_of_last_line(fd, st.st_size)
+            fp, fp_len = _fingerprint(fd, FP_BYTES)
+        except OSError:
+            os.close(fd)
+            raise
+        return cls(fd, st.st_dev, st.st_ino, offset, offset, fp, fp_len, until)
+
+    def same_file(self, st: os.stat_result | None) -> bool:
+        """Whether `st` describes this stream's file."""
+        return st is not None and (st.st_dev, st.st_ino) == (self.dev, self.ino)
+
+    def content_replaced(self) -> bool:
+        """True when the file shrank below our position or its head changed (copytruncate)."""
+        size = os.fstat(self.fd).st_size
+        if size < self.read_pos:
+            return True
+        fp, fp_len = _fingerprint(self.fd, self.fp_len)
+        if (fp, fp_len) != (self.fp, self.fp_len):
+            return True
+        if self.fp_len < FP_BYTES and size > self.fp_len:
+            self.fp, self.fp_len = _fingerprint(self.fd, FP_BYTES)
+        return False
+
+    def entry(self) -> dict[str, Any]:
+        """The state-file entry for this stream."""
+        out: dict[str, Any] = {
+            "dev": self.dev,
+            "ino": self.ino,
+            "offset": self.committed,
+            "fp": self.fp,
+            "fp_len": self.fp_len,
+        }
+        if self.until is not None:
+            out["until"] = self.until
+        return out
+
+    def close(self) -> None:
+        """Close the file descriptor."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _open_quietly(path: str, offset: int, until: float) -> _Stream | None:
+    """Open a rotated file found a moment ago; None if it has gone since."""
+    try:
+        return _Stream.open(path, offset, until=until)
+    except OSError:
+        return None
+
+
+def _matches(path: str, entry: dict[str, Any]) -> bool:
+    """Whether the file at `path` starts with the bytes fingerprinted in `entry`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return _fingerprint(fd, entry["fp_len"]) == (entry["fp"], entry["fp_len"])
+    finally:
+        os.close(fd)
+
+
+def _find_sibling(path: str, entry: dict[str, Any], *, by_inode: bool) -> str | None:
+    """Find, next to `path`, the file described by `entry`.
+
+    `by_inode`: the file renamed away (same device and inode). Otherwise: a copy made by
+    copytruncate (name starts with the log's name, same head bytes, long enough).
+    """
+    folder, base = os.path.split(os.path.abspath(path))
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for de in entries:
+        if de.name == base or not de.is_file(follow_symlinks=False):
+            continue
+        st = de.stat(follow_symlinks=False)
+        if by_inode:
+            if (st.st_dev, st.st_ino) != (entry["dev"], entry["ino"]):
+                continue
+        elif not de.name.startswith(base) or st.st_size < entry["offset"] or entry["fp_len"] == 0:
+            continue
+        if _matches(de.path, entry):
+            return de.path
+    return None
+
+
+# --------------------------------------------------------------------------- the tailer
+
+
+@dataclass(eq=False, slots=True)
+class Batch:
+    """Complete lines read from one file in one go; `Tailer.commit` it once it is delivered."""
+
+    path: str
+    lines: list[str]
+    read_at: datetime
+    stream: _Stream
+    end: int
+
+
+@dataclass(eq=False, slots=True)
+class _Watch:
+    """One followed path: its current file and files rotated away but still being read."""
+
+    path: str
+    current: _Stream | None = None
+    draining: list[_Stream] = field(default_factory=list)
+    seen: bool = False  # a file was there once: anything new at the path is read from 0
+    warned: str = ""
+
+
+def _split_lines(data: bytes) -> list[str]:
+    """Decode complete lines, newline (and a CR before it) removed; bad bytes are replaced."""
+    return [
+        ln[:-1] if ln.endswith("\r") else ln
+        for ln in data.decode("utf-8", "replace").split("\n")[:-1]
+    ]
+
+
+class Tailer:
+    """Follow files with `tail -F` semantics and persist positions in a JSON state file.
+
+    Use as a context manager; call `poll()` for batches of complete lines and `commit()` each
+    batch after it has been delivered. The state file only ever holds committed positions.
+    """
+
+    def __init__(
+        self,
+        paths: list[str],
+        *,
+        from_start: bool = False,
+        state_path: str | None = None,
+        poll_interval: float = 0.25,
+        rotate_wait: float = ROTATE_WAIT,
+    ) -> None:
+        self.from_start = from_start
+        self.state_path = state_path
+        self.poll_interval = poll_interval
+        self.rotate_wait = rotate_wait
+        self._watches = [_Watch(p) for p in dict.fromkeys(paths)]
+
+    # -- lifecycle
+
+    def __enter__(self) -> Tailer:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Position every file (from the state file, else at the start or end) and save."""
+        saved = self._load_state()
+        for w in self._watches:
+            self._restore(w, saved.get(os.path.abspath(w.path)))
+        self.save_state()
+
+    def close(self) -> None:
+        """Save the committed positions and close every file."""
+        self.save_state()
+        for w in self._watches:
+            for s in self._streams(w):
+                s.close()
+            w.current, w.draining = None, []
+
+    # -- reading
+
+    def poll(self) -> list[Batch]:
+        """Read at most one chunk from each open file; empty when nothing new arrived."""
+        out: list[Batch] = []
+        for w in self._watches:
+            out.extend(self._poll_watch(w, time.time()))
+        return out
+
+    def commit(self, batch: Batch) -> None:
+        """Record `batch` as delivered and write the state file.
+
+        Commit batches in the order `poll()` returned them, before the next `poll()`.
+        """
+        batch.stream.committed = max(batch.stream.committed, batch.end)
+        self.save_state()
+
+    def _poll_watch(self, w: _Watch, now: float) -> list[Batch]:
+        """Notice rotation, read rotated files, then the current one (one chunk each)."""
+        # Look at the path before reading the old file: when a new file is already there,
+        # whatever the old one holds was written before we looked, so reading it now misses
+        # nothing that belongs ahead of the new file's first lines.
+        st = _stat(w.path)
+        if w.current is not None and not w.current.same_file(st):
+            w.current.until = now + self.rotate_wait
+            w.draining.append(w.current)
+            w.current = None
+        out = [b for s in w.draining if (b := self._read(w.path, s, final=now >= (s.until or 0)))]
+        self._retire(w, now)
+        if w.current is None and st is not None:
+            self._open_current(w)
+        cur = w.current
+        if cur is None or not all(s.at_eof for s in w.draining):
+            return out  # rotated files first, so lines keep their order
+        before = cur.read_pos
+        batch = self._read(w.path, cur, final=False)
+        # Checked after the read: a truncation that raced it is caught and the read discarded.
+        if cur.content_replaced():
+            cur.read_pos = before
+            self._truncated(w, cur, now)
+        elif batch is not None:
+            out.append(batch)
+        return out
+
+    @staticmethod
+    def _read(path: str, s: _Stream, *, final: bool) -> Batch | None:
+        """One chunk of complete lines from `s` (advancing it); `final` adds a partial tail."""
+        data = os.pread(s.fd, READ_CHUNK, s.read_pos)
+        if b"\n" not in data and len(data) == READ_CHUNK:
+            data = os.pread(s.fd, MAX_LINE, s.read_pos)
+        s.at_eof = len(data) < READ_CHUNK
+        cut = data.rfind(b"\n") + 1
+        if (final and s.at_eof) or len(data) >= MAX_LINE:
+            cut = len(data)  # a line that will never be finished, or too long to wait for
+        if cut == 0:
+            return None
+        chunk = data[:cut] if data[cut - 1 : cut] == b"\n" else data[:cut] + b"\n"
+        s.read_pos += cut
+        return Batch(path, _split_lines(chunk), datetime.now(UTC), s, s.read_pos)
+
+    def _retire(self, w: _Watch, now: float) -> None:
+        """Close rotated files whose wait is over, once everything read from them is committed."""
+        keep = []
+        for s in w.draining:
+            done = s.until is not None and now >= s.until and s.at_eof
+            if done and s.committed == s.read_pos:
+                s.close()
+            else:
+                keep.append(s)
+        w.draining = keep
+
+    def _open_current(self, w: _Watch) -> None:
+        """Open the file now at the path: from 0 if the path had a file before."""
+        try:
+            offset = 0 if (w.seen or self.from_start) else None
+            w.current = _Stream.open(w.path, offset)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._warn_once(w, f"cannot read {w.path}: {exc}")
+            return
+        w.seen, w.warned = True, ""
+
+    def _truncated(self, w: _Watch, cur: _Stream, now: float) -> None:
+        """Copytruncate: finish the copy if it can be found, then restart the file at 0."""
+        entry = {**cur.entry(), "offset": cur.read_pos}
+        copy = _find_sibling(w.path, entry, by_inode=False)
+        stream = _open_quietly(copy, cur.read_pos, until=now) if copy else None
+        if stream is not None:
+            w.draining.append(stream)
+        else:
+            log.warning("%s was truncated; unread lines before the cut are lost", w.path)
+        fp, fp_len = _fingerprint(cur.fd, FP_BYTES)
+        w.current = _Stream(cur.fd, cur.dev, cur.ino, 0, 0, fp, fp_len)
+
+    def _warn_once(self, w: _Watch, message: str) -> None:
+        if w.warned != message:
+            log.warning("%s", message)
+            w.warned = message
+
+    @staticmethod
+    def _streams(w: _Watch) -> list[_Stream]:
+        return [*w.draining, *([w.current] if w.current else [])]
+
+    # -- state
+
+    def _restore(self, w: _Watch, entries: list[dict[str, Any]] | None) -> None:
+        """Reopen what the state file recorded for `w`, or take the starting position.
+
+        `entries` is None for a path the state file does not know, [] for one that had no
+        file when the state was written (so a file there now is new: read from 0).
+        """
+        w.seen = entries is not None
+        if not entries:
+            self._open_current(w)
+            if w.current is None:
+                self._warn_once(
+                    w, f"{w.path} does not exist; it is read from its start when it appears"
+                )
+            w.seen = True
+            return
+        *older, last = entries
+        for entry in older:
+            self._reopen_rotated(w, entry)
+        st = _stat(w.path)
+        if st is not None and (st.st_dev, st.st_ino) == (last["dev"], last["ino"]):
+            if st.st_size >= last["offset"] and _matches(w.path, last):
+                w.current = _Stream.open(w.path, last["offset"])
+                return
+            self._reopen_rotated(w, last, by_inode=False)  # truncated while we were away
+        else:
+            self._reopen_rotated(w, last)  # rotated (or removed) while we were away
+        self._open_current(w)
+
+    def _reopen_rotated(self, w: _Watch, entry: dict[str, Any], *, by_inode: bool = True) -> None:
+        """Find a file rotated away while we were stopped and finish reading it."""
+        found = _find_sibling(w.path, entry, by_inode=by_inode)
+        until = entry.get("until") or time.time() + self.rotate_wait
+        stream = _open_quietly(found, entry["offset"], until=until) if found else None
+        if stream is None:
+            log.warning("%s: a rotated file could not be found; its unread lines are lost", w.path)
+        else:
+            w.draining.append(stream)
+
+    def _load_state(self) -> dict[str, list[dict[str, Any]]]:
+        """Saved entries by absolute path; a missing or unreadable state file gives none."""
+        if not self.state_path:
+            return {}
+        try:
+            with open(self.state_path, "rb") as fh:
+                data = json.load(fh)
+            return _check_state(data)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring state file %s: %s", self.state_path, exc)
+            return {}
+
+    def save_state(self) -> None:
+        """Write committed positions to the state file: temporary file, fsync, rename."""
+        if not self.state_path:
+            return
+        files = {
+            os.path.abspath(w.path): [s.entry() for s in self._streams(w)] for w in self._watches
+        }
+        body = json.dumps({"version": STATE_VERSION, "files": files}, indent=1).encode()
+        folder = os.path.dirname(os.path.abspath(self.state_path))
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{self.state_path}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.state_path)
+
+
+_ENTRY_TYPES = {"dev": int, "ino": int, "offset": int, "fp": str, "fp_len": int}
+
+
+def _check_state(data: object) -> dict[str, list[dict[str, Any]]]:
+    """The `files` map of a decoded state file; ValueError when it is not one we wrote."""
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise ValueError("not a version-1 state file")
+    files = data.get("files")
+    if not isinstance(files, dict):
+        raise ValueError("no 'files' map")
+    for path, entries in files.items():
+        for e in entries if isinstance(entries, list) else [None]:
+            ok = (
+                isinstance(e, dict)
+                and all(type(e.get(k)) is t for k, t in _ENTRY_TYPES.items())
+                and type(e.get("until", 0.0)) in (int, float)
+            )
+            if not ok:
+                raise ValueError(f"bad entry for {path}")
+    return files
+
+
+# --------------------------------------------------------------------------- record shaping
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
+def _parse_time(value: str) -> datetime | None:
+    """A datetime from ISO 8601, an Nginx error-log time or an Nginx `$time_local`."""
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(value)
+    with contextlib.suppress(ValueError):
+        return datetime.strptime(value, "%Y/%m/%d %H:%M:%S")  # error log: local, no zone
+    return _parse_time_local(value)
+
+
+def _parse_time_local(value: str) -> datetime | None:
+    """Nginx `$time_local`: `29/Nov/2026:18:20:26 +0100` (month names in English)."""
+    try:
+        day, mon, rest = value.split("/", 2)
+        stamp, off = rest.split(" ", 1)
+        parsed = datetime.strptime(f"{day}/{_MONTHS[mon]:02d}/{stamp}", "%d/%m/%Y:%H:%M:%S")
+        sign = -1 if off.startswith("-") else 1
+        hours, minutes = int(off[1:3]), int(off[3:5])
+    except (ValueError, KeyError, IndexError):
+        return None
+    return parsed.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+
+
+def utc_iso(moment: datetime) -> str:
+    """`2026-11-29T18:20:26.123456Z`; a moment without a zone is taken as local time."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_to_utc_iso(value: str, zone: object) -> str | None:
+    """Cached by the text and the local zone: lines of the same second share their time."""
+    moment = _parse_time(value)
+    with contextlib.suppress(OverflowError, OSError, ValueError):
+        return utc_iso(moment) if moment else None
+    return None
+
+
+def _local_zone() -> tuple[object, ...]:
+    return (time.tzname, time.timezone, time.altzone)
+
+
+def event_time(record: dict[str, Any], key: str) -> str | None:
+    """The record's own time as UTC ISO 8601, if it has a usable one.
+
+    Looked up as `record[key]["time"]` (or `record[key + "_time"]`, the flat schema). Text in
+    ISO 8601, the Nginx error-log form (local time) or `$time_local`; or epoch seconds.
+    """
+    ngx = record.get(key)
+    value = ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
+    if isinstance(value, str):
+        return _text_to_utc_iso(value, _local_zone())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError, OSError, ValueError):
+            return utc_iso(datetime.fromtimestamp(value, UTC))
+    return None
+
+
+def _enrich(enrich_line: Callable[[str], dict[str, Any]], line: str) -> dict[str, Any]:
+    """Run the enricher; a line it fails on is passed through rather than dropped."""
+    try:
+        return enrich_line(line)
+    except Exception:
+        log.exception("enrichment failed; passing the line through")
+        return {"log": line}
+
+
+def shape_batch(
+    batch: Batch,
+    enrich_line: Callable[[str], dict[str, Any]],
+    *,
+    time_key: str = "time",
+    key: str = "ngx",
+) -> list[dict[str, Any]]:
+    """Enrich every line of `batch`, adding the time field and the source path.
+
+    The time is the record's own (see `event_time`) when it has one, else the read time.
+    An existing `path` field (say, a request path from a JSON access log) is left alone.
+    """
+    read_time = utc_iso(batch.read_at)
+    out = []
+    # A multiline error record (FastCGI stderr) is written by Nginx in one go, so it is
+    # joined within the batch; nothing is held across batches, so the saved offsets stay exact.
+    joiner = Joiner()
+    records = joiner.feed([(line, None) for line in batch.lines]) + joiner.flush()
+    for line, _ in records:
+        record = _enrich(enrich_line, line)
+        record[time_key] = event_time(record, key) or read_time
+        record.setdefault("path", batch.path)
+        out.append(record)
+    return out
+
+
+def json_lines_writer(stream: BinaryIO) -> Callable[[list[dict[str, Any]]], None]:
+    """A `write(records)` that writes JSON lines to `stream` and flushes."""
+
+    def write(records: list[dict[str, Any]]) -> None:
+        stream.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records))
+        stream.flush()
+
+    return write
+
+
+# --------------------------------------------------------------------------- command glue
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `ngx-enrich follow`."""
+    parser.add_argument("files", metavar="FILE", nargs="+", help="log files to follow")
+    parser.add_argument(
+        "--from-start",
+        action="store_true",
+        help="read files without a saved position from the start (default: from the end)",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="PATH",
+        default=None,
+        help="JSON file keeping read positions across restarts (default: none)",
+    )
+    parser.add_argument(
+        "--poll",
+        metavar="SECONDS",
+        type=_positive,
+        default=0.25,
+        help="how often to look for new lines (default: 0.25)",
+    )
+    parser.add_argument("--once", action="store_true", help="read what is there now, then exit")
+    parser.add_argument(
+        "--time-key",
+        metavar="NAME",
+        default="time",
+        help="field for the UTC event time (default: time)",
+    )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Turn SIGTERM/SIGINT into `stop.set()` for the duration (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def pump(
+    tailer: Tailer,
+    handle: Callable[[Batch], None],
+    stop: threading.Event,
+    *,
+    once: bool = False,
+) -> None:
+    """Poll, hand each batch to `handle`, commit it; until `stop` (or the files end, `once`)."""
+    while not stop.is_set():
+        batches = tailer.poll()
+        for batch in batches:
+            if stop.is_set():
+                return
+            handle(batch)
+            tailer.commit(batch)
+        if not batches:
+            if once:
+                return
+            stop.wait(tailer.poll_interval)
+
+
+def run(
+    args: argparse.Namespace,
+    enrich_line: Callable[[str], dict[str, Any]],
+    write: Callable[[list[dict[str, Any]]], None],
+) -> int:
+    """Run `ngx-enrich follow`; 0 on a clean stop (SIGTERM/SIGINT, --once, reader gone)."""
+    stop = threading.Event()
+    key = getattr(args, "key", None) or "ngx"
+    tailer = Tailer(
+        args.files, from_start=args.from_start, state_path=args.state, poll_interval=args.poll
+    )
+
+    def handle(batch: Batch) -> None:
+        write(shape_batch(batch, enrich_line, time_key=args.time_key, key=key))
+
+    with _stop_on_signals(stop):
+        try:
+            tailer.open()
+        except OSError as exc:
+            print(f"ngx-enrich follow: {exc}", file=sys.stderr)
+            return 1
+        try:
+            pump(tailer, handle, stop, once=args.once)
+        except BrokenPipeError:
+            pass  # the reader went away; the state holds what it received
+        finally:
+            tailer.close()
+    return 0
