@@ -17,6 +17,7 @@ from ngx_enrich import __version__, catalog, explain
 from ngx_enrich.catalog import CatalogError
 from ngx_enrich.io import WRITERS, pump, pump_msgpack, sniff, write_json_lines
 from ngx_enrich.parallel import pump_parallel
+from ngx_enrich.parse.logformat import ESCAPES, compile_log_format, read_nginx_conf_formats
 from ngx_enrich.pipeline import Enricher, Options
 from ngx_enrich.rules import load_checked
 from ngx_enrich.shape import SCHEMAS
@@ -59,6 +60,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "(default: log, message or msg)")
     parser.add_argument("--rules", type=Path, action="append", default=[], metavar="FILE",
                         help="extra rules (TOML, same schema); they take precedence")
+    parser.add_argument("--log-format", metavar="FORMAT",
+                        help="Nginx log_format of the access lines (tried before the "
+                        "built-in shapes)")
+    parser.add_argument("--log-format-escape", choices=ESCAPES, default="default",
+                        help="the escape= of --log-format (default: default)")
+    parser.add_argument("--nginx-conf", type=Path, metavar="FILE",
+                        help="take the log_format from this nginx.conf (includes followed)")
+    parser.add_argument("--format-name", metavar="NAME",
+                        help="which log_format of --nginx-conf (e.g. main, combined)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,9 +143,35 @@ def _export_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def access_format(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The custom access format of --log-format or --nginx-conf/--format-name, checked."""
+    if args.log_format is not None and args.nginx_conf is not None:
+        raise UsageError("--log-format and --nginx-conf exclude each other")
+    if (args.nginx_conf is None) != (args.format_name is None):
+        raise UsageError("--nginx-conf and --format-name go together")
+    if args.log_format is not None:
+        fmt = (args.log_format, args.log_format_escape)
+    elif args.nginx_conf is not None:
+        try:
+            formats = read_nginx_conf_formats(args.nginx_conf)
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.nginx_conf}: {exc.strerror}") from None
+        if args.format_name not in formats:
+            raise UsageError(f"no log_format {args.format_name!r} in {args.nginx_conf} "
+                             f"(known: {', '.join(sorted(formats))})")
+        fmt = formats[args.format_name]
+    else:
+        return None
+    try:
+        compile_log_format(*fmt)
+    except ValueError as exc:
+        raise UsageError(f"log_format: {exc}") from None
+    return fmt
+
+
 def options_from(args: argparse.Namespace) -> Options:
     return Options(lang=args.lang, schema=args.schema, key=args.key, field=args.field,
-                   rules=tuple(args.rules))
+                   rules=tuple(args.rules), access_format=access_format(args))
 
 
 def make_enricher(args: argparse.Namespace) -> Enricher:
@@ -173,7 +209,8 @@ def run_filter(args: argparse.Namespace, env: Env) -> int:
                           multiline=not args.no_multiline, first=first)
         else:
             pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
-                 multiline=not args.no_multiline, write=write, first=first)
+                 multiline=not args.no_multiline, write=write, first=first,
+                 starts=enricher.starts_record)
     return Exit.OK
 
 
@@ -214,7 +251,8 @@ def run_follow(args: argparse.Namespace, env: Env) -> int:
 
     enricher = make_enricher(args)
     return follow.run(args, enricher.enrich_line,
-                      lambda records: write_json_lines(env.stdout, records))
+                      lambda records: write_json_lines(env.stdout, records),
+                      starts=enricher.starts_record)
 
 
 def run_export(args: argparse.Namespace, env: Env) -> int:

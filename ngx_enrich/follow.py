@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from ngx_enrich.io import Joiner
+from ngx_enrich.io import Joiner, starts_record
 
 log = logging.getLogger(__name__)
 
@@ -535,6 +535,7 @@ def shape_batch(
     *,
     time_key: str = "time",
     key: str = "ngx",
+    starts: Callable[[str], bool] = starts_record,
 ) -> list[dict[str, Any]]:
     """Enrich every line of `batch`, adding the time field and the source path.
 
@@ -545,7 +546,7 @@ def shape_batch(
     out = []
     # A multiline error record (FastCGI stderr) is written by Nginx in one go, so it is
     # joined within the batch; nothing is held across batches, so the saved offsets stay exact.
-    joiner = Joiner()
+    joiner = Joiner(starts)
     records = joiner.feed([(line, None) for line in batch.lines]) + joiner.flush()
     for line, _ in records:
         record = _enrich(enrich_line, line)
@@ -646,6 +647,7 @@ def run(
     args: argparse.Namespace,
     enrich_line: Callable[[str], dict[str, Any]],
     write: Callable[[list[dict[str, Any]]], None],
+    starts: Callable[[str], bool] = starts_record,
 ) -> int:
     """Run `ngx-enrich follow`; 0 on a clean stop (SIGTERM/SIGINT, --once, reader gone)."""
     stop = threading.Event()
@@ -655,7 +657,7 @@ def run(
     )
 
     def handle(batch: Batch) -> None:
-        write(shape_batch(batch, enrich_line, time_key=args.time_key, key=key))
+        write(shape_batch(batch, enrich_line, time_key=args.time_key, key=key, starts=starts))
 
     with _stop_on_signals(stop):
         try:

@@ -109,7 +109,8 @@ def starts_record(line: str) -> bool:
 class Joiner:
     """Groups physical lines into logical records."""
 
-    def __init__(self) -> None:
+    def __init__(self, starts: Callable[[str], bool] = starts_record) -> None:
+        self._starts = starts
         self._open: list[str] = []
         self._error: str | None = None
         self._is_error = False
@@ -119,7 +120,7 @@ class Joiner:
         done: list[Line] = []
         for text, err in lines:
             if (self._is_error and len(self._open) < MAX_RECORD_LINES
-                    and not starts_record(text)):
+                    and not self._starts(text)):
                 self._open.append(text)
                 self._error = self._error or err
                 continue
@@ -208,10 +209,13 @@ def read_msgpack(fd: int, first: bytes = b"", max_buffer: int = 64 << 20,
 
 def pump(fd: int, enrich: Callable[[str, str | None], dict[str, Any]], out: BinaryIO,
          quiet: float = QUIET, multiline: bool = True, write: Writer = write_json_lines,
-         first: bytes = b"") -> int:
-    """Enrich every record of `fd` into `out`; return the number of records written."""
+         first: bytes = b"", starts: Callable[[str], bool] = starts_record) -> int:
+    """Enrich every record of `fd` into `out`; return the number of records written.
+
+    `starts` tells whether a line after an error record begins a record of its own.
+    """
     count = 0
-    joiner = Joiner() if multiline else None
+    joiner = Joiner(starts) if multiline else None
     for batch in read_lines(fd, quiet if multiline else None, first):
         if joiner is None:
             records = batch or []

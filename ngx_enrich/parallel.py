@@ -26,8 +26,9 @@ def _work(records: list[Line]) -> bytes:
     return b"".join(orjson.dumps(enrich(text, err), option=_DUMP) for text, err in records)
 
 
-def _records(fd: int, quiet: float, multiline: bool, first: bytes) -> Iterator[list[Line]]:
-    joiner = Joiner() if multiline else None
+def _records(fd: int, quiet: float, multiline: bool, first: bytes,
+             enricher: Enricher) -> Iterator[list[Line]]:
+    joiner = Joiner(enricher.starts_record) if multiline else None
     for batch in read_lines(fd, quiet if multiline else None, first):
         if joiner is None:
             records = batch or []
@@ -44,6 +45,6 @@ def pump_parallel(fd: int, enricher: Enricher, out: BinaryIO, workers: int,
     """Like `io.pump`, with the enrichment spread over `workers` processes."""
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, initializer=_init, initargs=(enricher,)) as pool:
-        for block in pool.imap(_work, _records(fd, quiet, multiline, first)):
+        for block in pool.imap(_work, _records(fd, quiet, multiline, first, enricher)):
             out.write(block)
             out.flush()

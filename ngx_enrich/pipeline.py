@@ -17,9 +17,11 @@ import orjson
 
 from ngx_enrich import catalog
 from ngx_enrich.classify import Classifier
+from ngx_enrich.io import starts_record
 from ngx_enrich.parse.accesslog import parse_access_line
 from ngx_enrich.parse.errorlog import parse_error_line
 from ngx_enrich.parse.fpm import parse_fpm_line
+from ngx_enrich.parse.logformat import LogFormatParser, compile_log_format, parse_json_access
 from ngx_enrich.shape import Shaper
 
 MAX_LINE = 64 * 1024
@@ -39,9 +41,12 @@ class Options:
     key: str = "ngx"
     field: str | None = None
     rules: tuple[Path, ...] = ()
+    # A custom `log_format` as (format, escape), tried before the built-in access shapes.
+    access_format: tuple[str, str] | None = None
 
 
-def parse_text(text: str) -> tuple[str, dict[str, Any] | None]:
+def parse_text(text: str, access: LogFormatParser | None = None
+               ) -> tuple[str, dict[str, Any] | None]:
     """Recognise one raw line: ('error'|'access', fields) or ('other', None)."""
     first = text[:1]
     if first.isdigit() or first == "n":
@@ -52,6 +57,10 @@ def parse_text(text: str) -> tuple[str, dict[str, Any] | None]:
         fields = parse_fpm_line(text)
         if fields is not None:
             return "error", fields
+    if access is not None:
+        fields = access.parse(text)
+        if fields is not None:
+            return "access", fields
     fields = parse_access_line(text)
     if fields is not None:
         return "access", fields
@@ -70,6 +79,8 @@ class Enricher:
         self.shaper = Shaper(self.options.lang, self.options.key, self.options.schema)
         fields: Iterable[str | None] = (self.options.field, *TEXT_KEYS)
         self._text_keys = tuple(dict.fromkeys(k for k in fields if k))
+        fmt = self.options.access_format
+        self._access_format = compile_log_format(*fmt) if fmt else None
 
     def enrich_line(self, line: str, parse_error: str | None = None) -> dict[str, Any]:
         """Enrich one text line (a raw Nginx line or a JSON object)."""
@@ -89,6 +100,9 @@ class Enricher:
             text = record.get(key)
             if isinstance(text, str):
                 return self._text(text.rstrip("\r\n"), dict(record), None)
+        fields = parse_json_access(record)
+        if fields is not None:
+            return self._access(dict(record), fields)
         if "code" in record and ("remote" in record or "path" in record):
             return self._access(dict(record), self._from_fluent_bit(record))
         return self._other(dict(record), "no Nginx line in record")
@@ -101,12 +115,22 @@ class Enricher:
             return self.enrich_record(value)
         return self._other({"value": value}, "msgpack value is not a map")
 
+    def starts_record(self, line: str) -> bool:
+        """Whether `line` after an error record begins a record (for multiline joining)."""
+        if starts_record(line):
+            return True
+        return self._access_format is not None and self._access_format.parse(line) is not None
+
     def _text(self, text: str, base: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
         if not text:
             return self._other(base, "empty line")
         if len(text) > MAX_LINE:
             return self._other(base, "line too long to parse")
-        kind, fields = parse_text(text)
+        if text[:1] == "{":  # an `escape=json` access line inside `log`
+            json_fields = self._json_access(text)
+            if json_fields is not None:
+                return self._access(base, json_fields)
+        kind, fields = parse_text(text, self._access_format)
         if fields is None:
             return self._other(base, parse_error or "not an Nginx log line")
         if parse_error:
@@ -123,6 +147,14 @@ class Enricher:
 
     def _other(self, base: dict[str, Any], reason: str) -> dict[str, Any]:
         return self.shaper.record(base, {"kind": "other", "parse_error": reason})
+
+    @staticmethod
+    def _json_access(text: str) -> dict[str, Any] | None:
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        return parse_json_access(obj) if isinstance(obj, dict) else None
 
     @staticmethod
     def _from_fluent_bit(record: dict[str, Any]) -> dict[str, Any]:

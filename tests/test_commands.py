@@ -75,3 +75,45 @@ def test_sample_that_does_not_classify_is_a_problem(run_cli, tmp_path: Path) -> 
     rules.write_text(USER_RULE.replace('errno = [111]', 'errno = [110]'))
     result = run_cli(["rules", "--check", str(rules)])
     assert result.status == 1 and "sample classifies as 'upstream_refused'" in result.stderr
+
+
+FMT = ('$remote_addr [$time_local] "$request" $status rt=$request_time ua="$upstream_addr" '
+       'us="$upstream_status"')
+CUSTOM = ('203.0.113.9 [29/Nov/2026:18:33:21 +0000] "GET /api HTTP/1.1" 502 rt=0.003 '
+          'ua="10.0.0.9:8080, 10.0.0.10:8080" us="502, 502"')
+
+
+def test_log_format_option_and_nginx_conf(run_cli, tmp_path: Path) -> None:
+    rec = run_cli(["--log-format", FMT], stdin=CUSTOM.encode()).records[0]["ngx"]
+    assert (rec["kind"], rec["category"], rec["request_time"]) == ("access", "bad_gateway",
+                                                                   0.003)
+    assert rec["upstream_status"] == [502, 502]
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("http {\n  log_format timed '" + FMT + "';\n}\n")
+    same = run_cli(["--nginx-conf", str(conf), "--format-name", "timed"],
+                   stdin=CUSTOM.encode()).records[0]["ngx"]
+    assert same == rec
+    # a custom access line after an error line is not glued onto it
+    err = ("2026/04/08 21:07:15 [error] 2211#2211: *1 upstream timed out (110: Connection "
+           "timed out) while reading upstream, client: 1.2.3.4, server: x")
+    both = run_cli(["--log-format", FMT], stdin=f"{err}\n{CUSTOM}\n".encode()).records
+    assert [r["ngx"]["kind"] for r in both] == ["error", "access"]
+
+
+def test_log_format_errors_are_one_line(run_cli, tmp_path: Path) -> None:
+    missing = run_cli(["--nginx-conf", str(tmp_path / "no.conf"), "--format-name", "main"])
+    assert missing.status == 2 and missing.stderr.count("\n") == 1
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("http { log_format main '$remote_addr $status'; }\n")
+    unknown = run_cli(["--nginx-conf", str(conf), "--format-name", "nope"])
+    assert unknown.status == 2 and "main" in unknown.stderr and unknown.stderr.count("\n") == 1
+    half = run_cli(["--nginx-conf", str(conf)])
+    assert half.status == 2 and half.stderr.count("\n") == 1
+
+
+def test_json_access_log_lines_are_recognised(run_cli) -> None:
+    line = ('{"time_local":"29/Nov/2026:18:33:21 +0000","remote_addr":"203.0.113.9",'
+            '"request":"GET /api HTTP/1.1","status":"504","upstream_status":"504"}')
+    rec = run_cli([], stdin=line.encode()).records[0]
+    assert rec["remote_addr"] == "203.0.113.9"
+    assert (rec["ngx"]["kind"], rec["ngx"]["category"]) == ("access", "gateway_timeout")

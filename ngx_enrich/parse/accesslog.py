@@ -63,7 +63,7 @@ def list_values(text: str) -> list[Any]:
     for item in _LIST_SPLIT.split(text):
         if item == "-":
             out.append(None)
-        elif item.isdigit():
+        elif item.isascii() and item.isdigit() and len(item) < 19:
             out.append(int(item))
         else:
             try:

@@ -9,6 +9,7 @@ its own name. `-` (and the empty value of `escape=json`) means absent.
 from __future__ import annotations
 
 import glob
+import math
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -36,19 +37,20 @@ COMBINED = (
 ESCAPES = ("default", "json", "none")
 
 # Value types. STR and REQUEST use the generic pattern bounded by the next literal.
-_STR, _REQUEST, _INT, _STATUS, _FLOAT, _LIST, _ADDRS, _TIME_LOCAL, _TIME_ISO = range(9)
+(_STR, _REQUEST, _INT, _STATUS, _FLOAT, _LIST, _ADDRS, _TIME_LOCAL, _TIME_ISO, _ADDR, _PATH,
+ _IS_ARGS) = range(12)
 
 # Known variables: name -> (field, type). Where two variables give the same field, the
 # earlier one here wins and the other keeps its own name. `$request` also claims
 # method, path and protocol.
 _KNOWN: dict[str, tuple[str, int]] = {
-    "remote_addr": ("remote_addr", _STR),
+    "remote_addr": ("remote_addr", _ADDR),
     "remote_user": ("remote_user", _STR),
     "time_local": ("time", _TIME_LOCAL),
     "time_iso8601": ("time", _TIME_ISO),
     "request": ("request", _REQUEST),
     "request_method": ("method", _STR),
-    "request_uri": ("path", _STR),
+    "request_uri": ("path", _PATH),
     "server_protocol": ("protocol", _STR),
     "status": ("status", _STATUS),
     "body_bytes_sent": ("bytes", _INT),
@@ -77,12 +79,17 @@ _KNOWN: dict[str, tuple[str, int]] = {
     "remote_port": ("remote_port", _INT),
     "server_port": ("server_port", _INT),
     "msec": ("msec", _FLOAT),
+    "server_addr": ("server_addr", _ADDR),
+    "realip_remote_addr": ("realip_remote_addr", _ADDR),
+    "uri": ("uri", _PATH),
+    "document_uri": ("document_uri", _PATH),
+    "is_args": ("is_args", _IS_ARGS),
 }
 _REQUEST_PARTS = ("method", "path", "protocol")
 
-# Bounded digit runs: int() refuses more than 4300 digits.
-_INT_VALUE = r"\d{1,20}"
-_NUMBER = r"\d{1,20}(?:\.\d{1,20})?"
+# Bounded digit runs: integers stay within 64 bits (JSON encoders refuse more).
+_INT_VALUE = r"\d{1,18}"
+_NUMBER = r"\d{1,18}(?:\.\d{1,18})?"
 _LIST_VALUE = rf"(?:{_NUMBER}|-)(?:(?:, | : )(?:{_NUMBER}|-))*"
 _ADDR_ITEM = r'[^\s,"]+'
 _TIME_LOCAL_VALUE = r"\d\d/[A-Za-z]{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}"
@@ -94,7 +101,12 @@ _PATTERNS = {
     _ADDRS: rf"({_ADDR_ITEM}(?:(?:, | : ){_ADDR_ITEM})*)?",
     _TIME_LOCAL: rf"({_TIME_LOCAL_VALUE}|-)?",
     _TIME_ISO: r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:\d\d|Z)|-)?",
+    _ADDR: r"(unix:|[0-9A-Fa-f:.]+|-)?",
+    _IS_ARGS: r"(\?)?",
 }
+# Characters a typed value can start with (bounds a variable written right before it).
+_STARTS = {_INT: "0-9", _STATUS: "0-9", _FLOAT: "0-9", _LIST: "0-9", _TIME_LOCAL: "0-9",
+           _TIME_ISO: "0-9", _PATH: "/*", _IS_ARGS: "?"}
 _LIST_SPLIT = re.compile(r", | : ")
 _VAR_CHAR = re.compile(r"[A-Za-z0-9_]")
 _JSON_ESCAPE = re.compile(
@@ -157,11 +169,13 @@ def _tokens(fmt: str) -> list[str | tuple[str]]:
     return out
 
 
-def _generic(escape: str, nxt: str | tuple[str] | None) -> str:
-    """Pattern of a value with no known shape: everything up to the next literal.
+def _generic(escape: str, following: list[str | tuple[str]]) -> str:
+    """Pattern of a value with no known shape: everything up to what follows it.
 
-    With `default` and `json` escaping a value never holds a raw `"`; the value may not
-    contain the literal that follows it, which keeps matching linear.
+    With `default` and `json` escaping a value never holds a raw `"`. The value stops at
+    the first occurrence of the next literal and, when another variable follows directly,
+    before the first character that variable can start with (a digit for numbers, `/` for
+    a URI, `?` for `$is_args`). Values are atomic: matching stays linear.
     """
     if escape == "json":
         excl, extra = '"\\\\', r"|\\."
@@ -169,20 +183,17 @@ def _generic(escape: str, nxt: str | tuple[str] | None) -> str:
         excl, extra = '"', ""
     else:
         excl, extra = "", ""
-    if nxt is None:
-        unit = f"[^{excl}]|{extra[1:]}" if extra else (f"[^{excl}]" if excl else ".")
-        return f"((?>(?:{unit})*))"
-    if isinstance(nxt, tuple):  # another variable follows directly: shortest match
-        unit = f"[^{excl}]{extra}" if excl else "."
-        return f"((?:{unit})*?)"
-    first, rest = nxt[0], nxt[1:]
-    if first in excl or (first == "\\" and escape == "json"):
-        unit = f"[^{excl}]{extra}"
-    else:
-        unit = f"[^{excl}{re.escape(first)}]{extra}"
-        if rest:
-            unit += f"|{re.escape(first)}(?!{re.escape(rest)})"
-    return f"((?>(?:{unit})*))"
+    stops = ""
+    if following and isinstance(following[0], tuple):
+        stops = _STARTS.get(_KNOWN.get(following[0][0], ("", _STR))[1], "")
+    literal = next((t for t in following if isinstance(t, str)), None)
+    if literal is None or literal[0] in excl:
+        return f"(?>(?:[^{excl}{stops}]{extra})*)" if excl or stops else "(?>.*)"
+    first, rest = re.escape(literal[0]), re.escape(literal[1:])
+    unit = f"[^{excl}{stops}{first}]{extra}"
+    if rest:
+        unit += f"|{first}(?!{rest})"
+    return f"(?>(?:{unit})*)"
 
 
 def _put(key: str, conv: Callable[[str], Any]) -> Setter:
@@ -213,6 +224,12 @@ def _same(value: str) -> str:
     return value
 
 
+_CONVERTERS: dict[int, Callable[[str], Any]] = {
+    _INT: int, _STATUS: int, _FLOAT: float, _LIST: list_values, _ADDRS: _addrs,
+    _TIME_LOCAL: _time_local, _TIME_ISO: _same,
+}
+
+
 class LogFormatParser:
     """One compiled `log_format`; `parse(line)` gives the fields or None."""
 
@@ -241,8 +258,13 @@ class LogFormatParser:
             field, kind = _KNOWN.get(name, (name, _STR))
             if owner.get(field) != name:
                 field = name if name not in owner else f"var_{name}"
-            nxt = tokens[pos + 1] if pos + 1 < len(tokens) else None
-            parts.append(_PATTERNS.get(kind) or _generic(escape, nxt))
+            following = tokens[pos + 1:]
+            if kind in _PATTERNS:
+                parts.append(_PATTERNS[kind])
+            elif kind == _PATH:  # starts with `/` (or is `*`): splits `$host$request_uri`
+                parts.append(f"(-|[/*]{_generic(escape, following)})?")
+            else:
+                parts.append(f"({_generic(escape, following)})")
             group += 1
             if name in seen:
                 continue
@@ -270,11 +292,7 @@ class LogFormatParser:
     def _setter(field: str, kind: int, text: Callable[[str], str]) -> Setter:
         if kind == _REQUEST:
             return _put_request(field, text)
-        conv: Callable[[str], Any] = {
-            _INT: int, _STATUS: int, _FLOAT: float, _LIST: list_values, _ADDRS: _addrs,
-            _TIME_LOCAL: _time_local, _TIME_ISO: _same,
-        }.get(kind, text)
-        return _put(field, conv)
+        return _put(field, _CONVERTERS.get(kind, text))
 
     def parse(self, line: str) -> dict[str, Any] | None:
         """Fields of one line (without or with its line ending); None if it does not match."""
@@ -293,6 +311,10 @@ class LogFormatParser:
 
     def __repr__(self) -> str:
         return f"LogFormatParser({self.fmt!r}, escape={self.escape!r})"
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        """Pickled as its format (worker processes compile their own)."""
+        return compile_log_format, (self.fmt, self.escape)
 
 
 @lru_cache(maxsize=64)
@@ -358,15 +380,19 @@ def _conf_tokens(text: str) -> Iterator[tuple[str, bool]]:
             yield _conf_unescape(text[start:i]), False
 
 
-def _conf_directives(path: Path, conf_dir: Path, depth: int = 0
+def _conf_directives(path: Path, conf_dir: Path, stack: tuple[Path, ...] = ()
                      ) -> Iterator[tuple[list[str], str]]:
-    """(words, terminator) of each directive, with `include`d files spliced in."""
+    """(words, terminator) of each directive, with `include`d files spliced in.
+
+    A file already being read (an include loop) is skipped, as is a nesting deeper than 16.
+    """
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_bytes().decode("utf-8", "replace")
     except OSError:
-        if depth == 0:
+        if not stack:
             raise
         return
+    stack = (*stack, path.resolve())
     words: list[str] = []
     for token, separator in _conf_tokens(text):
         if not separator:
@@ -374,11 +400,12 @@ def _conf_directives(path: Path, conf_dir: Path, depth: int = 0
             continue
         end = token
         if end == ";" and len(words) == 2 and words[0] == "include":
-            if depth < _MAX_INCLUDE_DEPTH:
+            if len(stack) <= _MAX_INCLUDE_DEPTH:
                 pattern = words[1] if Path(words[1]).is_absolute() else str(conf_dir / words[1])
                 found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
                 for name in found:
-                    yield from _conf_directives(Path(name), conf_dir, depth + 1)
+                    if Path(name).resolve() not in stack:
+                        yield from _conf_directives(Path(name), conf_dir, stack)
         else:
             yield words, end
         words = []
@@ -447,9 +474,27 @@ _JSON_KEYS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("upstream_header_time", _LIST, ("upstream_header_time",)),
     ("upstream_response_length", _LIST, ("upstream_response_length",)),
 )
+_STATUS_KEYS = next(keys for field, _, keys in _JSON_KEYS if field == "status")
 _TIME_LOCAL_RE = re.compile(_TIME_LOCAL_VALUE, re.ASCII)
+_TIME_ISO_RE = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d", re.ASCII)
+_STATUS_RE = re.compile(r"\d{3}", re.ASCII)
+_INT_RE = re.compile(_INT_VALUE, re.ASCII)
 _NUMBER_RE = re.compile(_NUMBER, re.ASCII)
 _LIST_RE = re.compile(_LIST_VALUE, re.ASCII)
+_MAX_INT = 2**63 - 1
+
+
+def _json_item(kind: int, value: Any) -> Any:
+    """One element of an upstream list; raises ValueError when unusable."""
+    if value is None or value == "-":
+        return None
+    if isinstance(value, str) and kind == _ADDRS:
+        return value
+    if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
+        return list_values(value)[0]
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= _MAX_INT:
+        return value
+    raise ValueError(value)
 
 
 def _json_value(kind: int, value: Any) -> Any:
@@ -457,40 +502,43 @@ def _json_value(kind: int, value: Any) -> Any:
     if value is None or value == "-" or value == "" or isinstance(value, bool):
         return None
     if kind in (_LIST, _ADDRS):
-        if isinstance(value, list):
-            return [None if v == "-" else v for v in value] or None
-        if isinstance(value, int | float):
-            return [value]
         if isinstance(value, str):
             if kind == _ADDRS:
                 return _addrs(value)
             return list_values(value) if _LIST_RE.fullmatch(value) else None
+        try:
+            return [_json_item(kind, v) for v in (value if isinstance(value, list) else [value])]
+        except ValueError:
+            return None
+    if isinstance(value, str):
+        return _json_text(kind, value)
+    if not isinstance(value, int | float):
         return None
-    if isinstance(value, float) and not value.is_integer() and kind in (_INT, _STATUS):
-        return None
-    if isinstance(value, int | float):
-        if kind == _STATUS:
-            return int(value) if 0 <= value <= 999 else None
-        if kind == _INT:
-            return int(value) if value >= 0 else None
-        if kind == _FLOAT:
-            return float(value)
-        if kind == _TIME_LOCAL:
-            return datetime.fromtimestamp(value, UTC).isoformat() if 0 <= value < 1e11 else None
-        return str(value)
-    if not isinstance(value, str):
-        return None
+    if kind in (_INT, _STATUS):
+        if isinstance(value, float) and not value.is_integer():
+            return None
+        return int(value) if 0 <= value <= (999 if kind == _STATUS else _MAX_INT) else None
+    if kind == _FLOAT:
+        return float(value) if math.isfinite(value) else None
+    if kind == _TIME_LOCAL and 0 <= value < 1e11:
+        return datetime.fromtimestamp(value, UTC).isoformat()
+    return None
+
+
+def _json_text(kind: int, value: str) -> Any:
+    """A string value of a JSON record as the field's type; None when unusable."""
     if kind == _STATUS:
-        return int(value) if len(value) == 3 and value.isascii() and value.isdigit() else None
+        return int(value) if _STATUS_RE.fullmatch(value) else None
     if kind == _INT:
-        return int(value) if _NUMBER_RE.fullmatch(value) and "." not in value else None
+        return int(value) if _INT_RE.fullmatch(value) else None
     if kind == _FLOAT:
         return float(value) if _NUMBER_RE.fullmatch(value) else None
     if kind == _TIME_LOCAL:
         if _TIME_LOCAL_RE.fullmatch(value):
             return _time_local(value)
-        if _NUMBER_RE.fullmatch(value):
-            return _json_value(kind, float(value))
+        if _TIME_ISO_RE.match(value):
+            return value
+        return _json_value(kind, float(value)) if _NUMBER_RE.fullmatch(value) else None
     return value
 
 
@@ -502,6 +550,8 @@ def parse_json_access(obj: dict[str, Any]) -> dict[str, Any] | None:
     status plus a request (or method/path) or a remote address. Other keys are left to the
     record itself.
     """
+    if not any(key in obj for key in _STATUS_KEYS):  # the cheap way out for other records
+        return None
     fields: dict[str, Any] = {}
     for field, kind, keys in _JSON_KEYS:
         for key in keys:
