@@ -113,7 +113,7 @@ class Classifier:
 
     def status(self, code: int) -> Verdict:
         """The verdict for an access-log status code (by exact code, then by class)."""
-        verdict = self._statuses.get(code) or self._statuses.get(code // 100 * 100)
+        verdict = self._statuses.get(code) or self._statuses.get(f"{code // 100}xx")
         return verdict or _fallback("info")
 
     def _find(self, level: str, head: str, syscall: str | None, errno: int | None,

@@ -195,23 +195,34 @@ def _open_inputs(files: Sequence[str], env: Env) -> list[int]:
 
 def run_filter(args: argparse.Namespace, env: Env) -> int:
     """The default command: enrich lines from files or stdin to stdout."""
-    fds = _open_inputs(args.files, env)
-    enricher = make_enricher(args)
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    write = WRITERS[args.output]
+    if not args.quiet_flush > 0:
+        raise UsageError("--quiet-flush must be more than 0 seconds")
+    fds = _open_inputs(args.files, env)
+    enricher = make_enricher(args)
     for fd in fds:
-        kind, first = sniff(fd) if args.input == "auto" else (args.input, b"")
-        if kind == "msgpack":
-            pump_msgpack(fd, enricher.enrich_value, env.stdout, write, first)
-        elif args.workers > 1 and args.output == "json":
-            pump_parallel(fd, enricher, env.stdout, args.workers, quiet=args.quiet_flush,
-                          multiline=not args.no_multiline, first=first)
-        else:
-            pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
-                 multiline=not args.no_multiline, write=write, first=first,
-                 starts=enricher.starts_record)
+        try:
+            _pump_one(fd, args, enricher, env)
+        finally:
+            if fd != env.stdin.fileno():
+                os.close(fd)
     return Exit.OK
+
+
+def _pump_one(fd: int, args: argparse.Namespace, enricher: Enricher, env: Env) -> None:
+    """One input: msgpack maps, or text lines (in several processes with --workers)."""
+    write = WRITERS[args.output]
+    kind, first = sniff(fd) if args.input == "auto" else (args.input, b"")
+    if kind == "msgpack":
+        pump_msgpack(fd, enricher.enrich_value, env.stdout, write, first)
+    elif args.workers > 1 and args.output == "json":
+        pump_parallel(fd, enricher, env.stdout, args.workers, quiet=args.quiet_flush,
+                      multiline=not args.no_multiline, first=first)
+    else:
+        pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
+             multiline=not args.no_multiline, write=write, first=first,
+             starts=enricher.starts_record)
 
 
 def run_explain(args: argparse.Namespace, env: Env) -> int:

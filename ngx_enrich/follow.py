@@ -22,11 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-import orjson
-
+from ngx_enrich.encode import json_lines
 from ngx_enrich.io import Joiner, starts_record
 
 log = logging.getLogger(__name__)
@@ -456,34 +455,6 @@ def _check_state(data: object) -> dict[str, list[dict[str, Any]]]:
 
 # --------------------------------------------------------------------------- record shaping
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-
-
-def _parse_time(value: str) -> datetime | None:
-    """A datetime from ISO 8601, an Nginx error-log time or an Nginx `$time_local`."""
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(value)
-    with contextlib.suppress(ValueError):
-        return datetime.strptime(value, "%Y/%m/%d %H:%M:%S")  # error log: local, no zone
-    return _parse_time_local(value)
-
-
-def _parse_time_local(value: str) -> datetime | None:
-    """Nginx `$time_local`: `29/Nov/2026:18:20:26 +0100` (month names in English)."""
-    try:
-        day, mon, rest = value.split("/", 2)
-        stamp, off = rest.split(" ", 1)
-        parsed = datetime.strptime(f"{day}/{_MONTHS[mon]:02d}/{stamp}", "%d/%m/%Y:%H:%M:%S")
-        sign = -1 if off.startswith("-") else 1
-        hours, minutes = int(off[1:3]), int(off[3:5])
-    except (ValueError, KeyError, IndexError):
-        return None
-    return parsed.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
 
 
 def utc_iso(moment: datetime) -> str:
@@ -494,9 +465,8 @@ def utc_iso(moment: datetime) -> str:
 @functools.lru_cache(maxsize=1024)
 def _text_to_utc_iso(value: str, zone: object) -> str | None:
     """Cached by the text and the local zone: lines of the same second share their time."""
-    moment = _parse_time(value)
     with contextlib.suppress(OverflowError, OSError, ValueError):
-        return utc_iso(moment) if moment else None
+        return utc_iso(datetime.fromisoformat(value))
     return None
 
 
@@ -507,8 +477,8 @@ def _local_zone() -> tuple[object, ...]:
 def event_time(record: dict[str, Any], key: str) -> str | None:
     """The record's own time as UTC ISO 8601, if it has a usable one.
 
-    Looked up as `record[key]["time"]` (or `record[key + "_time"]`, the flat schema). Text in
-    ISO 8601, the Nginx error-log form (local time) or `$time_local`; or epoch seconds.
+    Looked up as `record[key]["time"]` (or `record[key + "_time"]`, the flat schema): ISO 8601
+    text (without a zone it is local time) or epoch seconds.
     """
     ngx = record.get(key)
     value = ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
@@ -560,7 +530,7 @@ def json_lines_writer(stream: BinaryIO) -> Callable[[list[dict[str, Any]]], None
     """A `write(records)` that writes JSON lines to `stream` and flushes."""
 
     def write(records: list[dict[str, Any]]) -> None:
-        stream.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records))
+        stream.write(json_lines(records))
         stream.flush()
 
     return write

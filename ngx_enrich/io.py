@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import msgpack
-import orjson
 
+from ngx_enrich.encode import json_lines
 from ngx_enrich.parse.accesslog import parse_access_line
 from ngx_enrich.parse.errorlog import PREFIX_RE
 from ngx_enrich.parse.fpm import parse_fpm_line
@@ -28,7 +28,6 @@ CHUNK = 1 << 16
 MAX_PENDING = 8 << 20  # a "line" longer than this is emitted in pieces
 MAX_RECORD_LINES = 1000  # a multiline record is closed after this many lines
 QUIET = 0.2
-_DUMP = orjson.OPT_APPEND_NEWLINE
 BAD_UTF8 = "invalid UTF-8 (bytes shown as \\xNN)"
 
 Line = tuple[str, str | None]  # text, parse error
@@ -142,23 +141,10 @@ class Joiner:
         return record
 
 
-def _json_default(value: Any) -> Any:
-    """JSON for what msgpack input may carry: bytes, ext types (EventTime), other objects."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    if isinstance(value, msgpack.ExtType):
-        if value.code == 0 and len(value.data) == 8:
-            seconds, nanos = int.from_bytes(value.data[:4]), int.from_bytes(value.data[4:])
-            return seconds + nanos / 1e9
-        return value.data.hex()
-    return str(value)
-
-
 def write_json_lines(out: BinaryIO, records: list[dict[str, Any]]) -> None:
     """Write records as JSON lines and flush."""
     if records:
-        out.write(b"".join(orjson.dumps(r, default=_json_default, option=_DUMP)
-                           for r in records))
+        out.write(json_lines(records))
         out.flush()
 
 
@@ -175,36 +161,57 @@ WRITERS: dict[str, Writer] = {"json": write_json_lines, "msgpack": write_msgpack
 MSGPACK_MAP_FIRST = frozenset((*range(0x80, 0x90), 0xDE, 0xDF))
 
 
+_MSGPACK_ERRORS = (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+                   msgpack.BufferFull)
+
+
 def read_msgpack(fd: int, first: bytes = b"", max_buffer: int = 64 << 20,
                  ) -> Iterator[list[tuple[Any, str | None]]]:
     """Yield batches of (object, parse error) from a msgpack stream until EOF.
 
-    Undecodable bytes yield one flagged item and decoding starts afresh with the next read.
+    At undecodable bytes one flagged item is yielded and decoding resumes one byte later,
+    so the objects after a bad stretch are still read.
     """
-    def new() -> msgpack.Unpacker:
-        return msgpack.Unpacker(raw=False, unicode_errors="backslashreplace",
-                                strict_map_key=False, max_buffer_size=max_buffer)
-
-    unpacker = new()
+    buf = b""
     chunk = first
     while True:
         if not chunk:
             chunk = os.read(fd, CHUNK)
             if not chunk:
                 break
-        batch: list[tuple[Any, str | None]] = []
-        try:
-            unpacker.feed(chunk)
-            batch.extend((obj, None) for obj in unpacker)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
-                msgpack.BufferFull) as exc:
-            batch.append((None, f"invalid msgpack ({type(exc).__name__}); bytes skipped"))
-            unpacker = new()
+        buf += chunk
         chunk = b""
+        batch, buf = _decode_msgpack(buf, max_buffer)
         if batch:
             yield batch
-    if unpacker.read_bytes(1):
+    if buf:
         yield [(None, "truncated msgpack at end of input")]
+
+
+def _decode_msgpack(buf: bytes, max_buffer: int) -> tuple[list[tuple[Any, str | None]], bytes]:
+    """The objects complete in `buf`, and the bytes left over for the next read."""
+    batch: list[tuple[Any, str | None]] = []
+    skipping = False
+    while buf:
+        unpacker = msgpack.Unpacker(raw=False, unicode_errors="backslashreplace",
+                                    strict_map_key=False, max_buffer_size=max(max_buffer,
+                                                                              len(buf)))
+        unpacker.feed(buf)
+        good = 0
+        try:
+            for obj in unpacker:
+                batch.append((obj, None))
+                good = unpacker.tell()
+                skipping = False
+            if len(buf) - good > max_buffer:
+                raise msgpack.BufferFull
+            return batch, buf[good:]
+        except _MSGPACK_ERRORS as exc:
+            if not skipping:
+                batch.append((None, f"invalid msgpack ({type(exc).__name__}); bytes skipped"))
+                skipping = True
+            buf = buf[good + 1:]
+    return batch, buf
 
 
 def pump(fd: int, enrich: Callable[[str, str | None], dict[str, Any]], out: BinaryIO,

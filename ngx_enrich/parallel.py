@@ -6,12 +6,10 @@ import multiprocessing
 from collections.abc import Iterator
 from typing import BinaryIO
 
-import orjson
-
+from ngx_enrich.encode import json_lines
 from ngx_enrich.io import QUIET, Joiner, Line, read_lines
 from ngx_enrich.pipeline import Enricher
 
-_DUMP = orjson.OPT_APPEND_NEWLINE
 _enricher: Enricher | None = None
 
 
@@ -23,7 +21,7 @@ def _init(enricher: Enricher) -> None:
 def _work(records: list[Line]) -> bytes:
     assert _enricher is not None
     enrich = _enricher.enrich_line
-    return b"".join(orjson.dumps(enrich(text, err), option=_DUMP) for text, err in records)
+    return json_lines([enrich(text, err) for text, err in records])
 
 
 def _records(fd: int, quiet: float, multiline: bool, first: bytes,

@@ -84,18 +84,30 @@ class Enricher:
 
     def enrich_line(self, line: str, parse_error: str | None = None) -> dict[str, Any]:
         """Enrich one text line (a raw Nginx line or a JSON object)."""
+        try:
+            return self._line(line, parse_error)
+        except Exception as exc:  # a bug must not cost the record or the stream
+            return self._other({"log": line}, f"internal error ({type(exc).__name__})")
+
+    def enrich_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Enrich a decoded record; its own keys are kept."""
+        try:
+            return self._record(record)
+        except Exception as exc:  # a bug must not cost the record or the stream
+            return self._other(dict(record), f"internal error ({type(exc).__name__})")
+
+    def _line(self, line: str, parse_error: str | None) -> dict[str, Any]:
         if line[:1] == "{":
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
                 return self._other({"log": line}, "invalid JSON")
             if isinstance(obj, dict):
-                return self.enrich_record(obj)
+                return self._record(obj)
             return self._other({"log": line}, "JSON value is not an object")
         return self._text(line, {"log": line}, parse_error)
 
-    def enrich_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Enrich a decoded record; its own keys are kept."""
+    def _record(self, record: dict[str, Any]) -> dict[str, Any]:
         for key in self._text_keys:
             text = record.get(key)
             if isinstance(text, str):

@@ -103,8 +103,12 @@ class Shaper:
 
     def _ecs(self, base: dict[str, Any], ngx: dict[str, Any]) -> dict[str, Any]:
         raw = base.pop("log", None)
-        if isinstance(raw, str):
-            base.setdefault("event", {})["original"] = raw
+        if raw is not None and not isinstance(raw, str):
+            base[f"{self.key}_log"] = raw  # `log` is an object in ECS; keep the value aside
+        original = raw if isinstance(raw, str) else next(
+            (base[k] for k in ("message", "msg") if isinstance(base.get(k), str)), None)
+        if original is not None:
+            base.setdefault("event", {})["original"] = original
         out: dict[str, Any] = base
         custom: dict[str, Any] = {}
         for name, value in ngx.items():
@@ -128,7 +132,7 @@ class Shaper:
         event["type"] = [kind if kind in ("access", "error") else "info"]
         if "time" in ngx:
             event["created"] = ngx["time"]
-        out["message"] = ngx.get("message") or (raw if isinstance(raw, str) else "")
+        out["message"] = ngx.get("message") or original or ""
         out[self.key] = custom
         return out
 

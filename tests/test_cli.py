@@ -218,3 +218,57 @@ def test_workers_give_the_same_output_in_order(tmp_path: Path) -> None:
                          capture_output=True, cwd=ROOT, timeout=60, check=True).stdout
     assert one == two
     assert one.count(b"\n") == 3001
+
+
+PATHOLOGICAL = [
+    "x" * 65_000,
+    "a " * 32_000,
+    "1.2.3.4 - - [" * 5_000,
+    "2026/04/08 21:07:15 [error] 1#1: " + "x, client: " * 5_000,
+    "2026/04/08 21:07:15 [error] 1#1: *1 " + "a while b (" * 5_000,
+    "2026/04/08 21:07:15 [error] 1#1: *1 " + "(SSL: (" * 8_000,
+    "2026/04/08 21:07:15 [error] 1#1: *1 open() " + "x in /a.conf:1 " * 4_000,
+    '1.2.3.4 - - [07/Feb/2020:11:49:30 +0000] "GET / HTTP/1.1" 200 1 "-" "-" 1 0.1 [a] [] '
+    + "a : a, " * 8_000 + " b b b",
+    "y" * (1 << 20),
+]
+
+
+def test_pathological_lines_finish(tmp_path: Path) -> None:
+    """Guards against patterns that backtrack: the whole run must end (generous bound)."""
+    log = tmp_path / "evil.log"
+    log.write_text("\n".join(PATHOLOGICAL) + "\n")
+    done = subprocess.run([sys.executable, "-m", "ngx_enrich", "--no-multiline", str(log)],
+                          capture_output=True, cwd=ROOT, timeout=120, check=True)
+    assert done.stdout.count(b"\n") == len(PATHOLOGICAL)
+
+
+def test_odd_numbers_and_keys_never_stop_the_stream(run_cli) -> None:
+    import msgpack
+
+    lines = [
+        "2026/04/08 21:07:15 [error] 1#1: *1 x failed (²: y)",
+        "2026/04/08 21:07:15 [error] 1#1: *1 x failed (" + "9" * 5000 + ": y)",
+        '1.2.3.4 - - [07/Feb/2020:11:49:30 +0000] "GET / HTTP/1.1" 200 99999999999999999999999 '
+        '"-" "-"',
+        '1.2.3.4 - - [07/Feb/2020:11:49:30 +0000] "GET / HTTP/1.1" 200 1 "-" "-" 1 0.1 [a] [] '
+        "10.1.0.5:80 0 0.001 ² abc123",
+        ERR,
+    ]
+    result = run_cli(["--no-multiline"], stdin="\n".join(lines).encode())
+    assert result.status == 0 and len(result.records) == len(lines)
+    assert result.records[-1]["ngx"]["category"] == "upstream_refused"
+    packed = msgpack.packb({1: "int key", "log": ERR, "raw": b"\xff"})
+    rec = run_cli(["--input", "msgpack"], stdin=packed).records[0]
+    assert rec["1"] == "int key" and rec["ngx"]["category"] == "upstream_refused"
+
+
+def test_quiet_flush_must_be_positive(run_cli) -> None:
+    result = run_cli(["--quiet-flush", "0"])
+    assert result.status == 2 and result.stderr.count("\n") == 1
+
+
+def test_ecs_keeps_the_original_line_from_message(run_cli) -> None:
+    rec = run_cli(["--schema", "ecs"], stdin=orjson.dumps({"message": ERR})).records[0]
+    assert rec["event"]["original"] == ERR
+    assert rec["message"].startswith("connect() failed")

@@ -117,3 +117,10 @@ def test_json_access_log_lines_are_recognised(run_cli) -> None:
     rec = run_cli([], stdin=line.encode()).records[0]
     assert rec["remote_addr"] == "203.0.113.9"
     assert (rec["ngx"]["kind"], rec["ngx"]["category"]) == ("access", "gateway_timeout")
+
+
+def test_user_files_hold_only_rules(run_cli, tmp_path: Path) -> None:
+    rules = tmp_path / "statuses.toml"
+    rules.write_text('[[status]]\ncode = 418\ncategory = "teapot"\n')
+    result = run_cli(["rules", "--check", str(rules)])
+    assert result.status == 1 and "unknown top-level table 'status'" in result.stderr

@@ -26,6 +26,7 @@ LEVELS = frozenset(("emerg", "alert", "crit", "error", "warn", "notice", "info",
 SIDES = frozenset(("client", "upstream", "none"))
 LANGS = ("en", "zh")
 _ID_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
+_CLASS_RE = re.compile(r"[1-5]xx\Z")
 _PLACEHOLDER_RE = re.compile(r"\{(\w+)(?:\?([^}]*))?\}")
 
 RULE_KEYS = frozenset((
@@ -117,7 +118,7 @@ class Rule:
 class Status:
     """What an HTTP status in an access log means."""
 
-    code: int
+    code: int | str
     category: str
     area: str
     severity: str
@@ -130,7 +131,7 @@ class Catalog:
     """Everything loaded: rules in precedence order, statuses by code, action sides."""
 
     rules: list[Rule] = field(default_factory=list)
-    statuses: dict[int, Status] = field(default_factory=dict)
+    statuses: dict[int | str, Status] = field(default_factory=dict)
     actions: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -250,8 +251,10 @@ def read_rules(paths: Iterable[Path], problems: list[str]) -> list[Rule]:
     seen: dict[str, str] = {}
     for path in paths:
         data = _read(path, problems)
-        for key in sorted(set(data) - {"rule", "status", "action"}):
-            problems.append(f"{path.name}: unknown top-level table {key!r}")
+        allowed = {"rule"} if path.parent != HERE else {"rule", "status", "action"}
+        for key in sorted(set(data) - allowed):
+            problems.append(f"{path.name}: unknown top-level table {key!r} (a rules file "
+                            "holds [[rule]] tables)")
         for entry in data.get("rule", []):
             rid = entry.get("id")
             if isinstance(rid, str) and rid in seen:
@@ -266,8 +269,8 @@ def read_rules(paths: Iterable[Path], problems: list[str]) -> list[Rule]:
     return rules
 
 
-def _read_statuses(problems: list[str]) -> dict[int, Status]:
-    statuses: dict[int, Status] = {}
+def _read_statuses(problems: list[str]) -> dict[int | str, Status]:
+    statuses: dict[int | str, Status] = {}
     for entry in _read(HERE / "statuses.toml", problems).get("status", []):
         code = entry.get("code")
         where = f"statuses.toml: status {code!r}"
@@ -275,8 +278,9 @@ def _read_statuses(problems: list[str]) -> dict[int, Status]:
             problems.append(f"{where}: unknown key {key!r}")
         _check_common(entry, where, problems)
         texts = _check_texts(entry, where, problems)
-        if not isinstance(code, int) or code in statuses:
-            problems.append(f"{where}: code must be a unique integer")
+        valid = isinstance(code, int) or (isinstance(code, str) and _CLASS_RE.match(code))
+        if not valid or code in statuses:
+            problems.append(f"{where}: code must be a unique status or class (\"4xx\")")
             continue
         statuses[code] = Status(code, entry.get("category", ""), entry.get("area", "other"),
                                 entry.get("severity", "info"), texts, tuple(entry.get("check", ())))

@@ -14,16 +14,16 @@ import os
 import ssl
 import sys
 from abc import ABC, abstractmethod
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
+from ngx_enrich.encode import encode_json
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.client import ForwardClient
 
 log = logging.getLogger("ngx_enrich.forward")
 
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 class DeliveryError(Exception):
@@ -86,43 +86,6 @@ class JsonBatch(Batch):
         stamp = self._format(time).encode("ascii")
         self.lines.append(self._head + stamp + b'","record":' + encode_json(record) + b"}\n")
         self.count += 1
-
-
-def encode_json(record: protocol.Record) -> bytes:
-    """orjson encoding that never fails: odd values become strings, bad bytes become U+FFFD."""
-    try:
-        return orjson.dumps(record, default=_json_default, option=_JSON_OPTIONS)
-    except TypeError:
-        return orjson.dumps(_clean(record), default=_json_default, option=_JSON_OPTIONS)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, bytes | bytearray):
-        return bytes(obj).decode("utf-8", "replace")
-    if protocol.is_time(obj) and not isinstance(obj, int | float):
-        return protocol.TimeFormatter()(obj)
-    return str(obj)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_clean_key(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
-        return str(value)
-    return value
-
-
-def _clean_key(key: Any) -> str:
-    if isinstance(key, bytes):
-        return key.decode("utf-8", "replace")
-    return _clean(key) if isinstance(key, str) else str(key)
 
 
 class JsonLinesSink(Sink):

@@ -12,15 +12,16 @@ _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
-ACCESS_RE = re.compile(
-    r"(.*?)(\S+) (\S+) (\S+) \[(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})\] "
-    + _Q + r" (\d{3}) (\d+|-)(.*)$"
-)
+# Located by its `[$time_local]`, then read outwards, so no pattern scans the line twice.
+_TIME_RE = re.compile(
+    r" \[(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})\] ", re.ASCII)
+_AFTER_RE = re.compile(_Q + r" (\d{3}) (\d{1,18}|-)(.*)$", re.ASCII | re.DOTALL)
 _TAIL_RE = re.compile(r" " + _Q + r" " + _Q + r"(.*)$")
-_LIST = r"((?:\S+(?:, | : ))*\S+)"
+# Items hold no space or comma, so each list matches in one linear pass.
+_LIST = r"((?:[^\s,]+(?:, | : ))*+[^\s,]+)"
 _UPSTREAMINFO_RE = re.compile(
-    r" (\d+) ([\d.]+) \[([^\]]*)\] \[([^\]]*)\] " + _LIST + " " + _LIST + " " + _LIST + " "
-    + _LIST + r" (\S+)$"
+    r" (\d{1,18}) (\d{1,12}(?:\.\d{1,9})?) \[([^\]]*)\] \[([^\]]*)\] " + _LIST + " " + _LIST
+    + " " + _LIST + " " + _LIST + r" (\S+)$", re.ASCII
 )
 _LIST_SPLIT = re.compile(r", | : ")
 
@@ -75,15 +76,21 @@ def list_values(text: str) -> list[Any]:
 
 def parse_access_line(line: str) -> dict[str, Any] | None:
     """Parse one access-log line; None when it is not one."""
-    m = ACCESS_RE.match(line)
-    if m is None:
+    t = _TIME_RE.search(line)
+    if t is None:
         return None
-    pre, addr, ident, user, day, mon, year, hms, zone, request, status, size, rest = m.groups()
+    after = _AFTER_RE.match(line, t.end())
+    front = line[:t.start()].rsplit(" ", 3)
+    if after is None or len(front) < 3 or not all(front[-3:]):
+        return None
+    pre = front[0] if len(front) == 4 else ""
+    addr, ident, user = front[-3:]
+    request, status, size, rest = after.groups()
     fields: dict[str, Any] = {}
     _clients(pre, addr, ident, fields)
     if user != "-":
         fields["remote_user"] = user
-    fields["time"] = access_time(day, mon, year, hms, zone)
+    fields["time"] = access_time(*t.groups())
     fields["request"] = request
     split_request(request, fields)
     fields["status"] = int(status)

@@ -15,13 +15,15 @@ from functools import lru_cache
 from typing import Any
 
 PREFIX_RE = re.compile(
-    r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d+)#(\d+): (?:\*(\d+) )?")
-STDERR_RE = re.compile(r"nginx: \[([a-z]+)\] ")
+    r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d{1,18})#(\d{1,18}): "
+    r"(?:\*(\d{1,18}) )?", re.ASCII)
+STDERR_RE = re.compile(r"nginx: \[([a-z]+)\] ", re.ASCII)
 _SYSCALL_RE = re.compile(
     r'([A-Za-z_]\w*\([^()\s]*\))(?: to (\S+)| "([^"]*)"(?: to "[^"]*")?)? failed')
-_CONF_RE = re.compile(r" in (/\S+|[\w.\-/]+\.conf):(\d+)$")
+_CONF_RE = re.compile(r" in (/\S+|[\w.\-/]+\.conf):(\d{1,9})$", re.ASCII)
 _BYTES_RE = re.compile(
-    r", bytes from/to client:(\d+)/(\d+), bytes from/to upstream:(\d+)/(\d+)$"
+    r", bytes from/to client:(\d{1,18})/(\d{1,18}), "
+    r"bytes from/to upstream:(\d{1,18})/(\d{1,18})$", re.ASCII
 )
 
 # Quoted labels of the HTTP/mail/OCSP tails, rightmost first.
@@ -43,6 +45,7 @@ _PLAIN = (
     (", server: ", "server"),
     (", client: ", "client"),
 )
+_CUT_AT = 1900  # a message part this long may have been cut at the 2048-byte line limit
 _RESOLVER_HEADS = ("could not be resolved", "DNS error")
 
 
@@ -109,6 +112,13 @@ def _split_tail(rest: str, fields: dict[str, Any]) -> int:
             bytes_from_client=a, bytes_to_client=b, bytes_from_upstream=c, bytes_to_upstream=d
         )
         end = m.start()
+    if end > _CUT_AT and rest[end - 1] != '"':
+        # Cut at Nginx's 2048-byte line limit: the last quoted value has no closing quote.
+        pos, label, key = max((rest.rfind(label, start, end), label, key)
+                              for label, key in _QUOTED)
+        if pos >= 0:
+            fields[key] = rest[pos + len(label):end]
+            end = pos
     for label, key in _QUOTED:
         if rest[end - 1] == '"':
             i = rest.rfind(label, start, end)
@@ -128,10 +138,13 @@ def _split_tail(rest: str, fields: dict[str, Any]) -> int:
 
 def _split_parts(message: str, fields: dict[str, Any]) -> None:
     """Split the message into head, SSL part, errno and action."""
+    msg = _cut_ssl(message, fields)
     # The errno usually precedes the action, but follows it when the format itself
     # contains "while" (`fork() failed while spawning "worker process" (12: ...)`).
-    msg = _take_errno(message, fields)
+    msg = _take_errno(msg, fields)
     i = msg.rfind(" while ")
+    while i >= 0 and msg.count('"', 0, i) % 2:  # inside a quoted payload: not the action
+        i = msg.rfind(" while ", 0, i)
     if i >= 0:
         fields["action"] = msg[i + 7:]
         msg = msg[:i]
@@ -145,11 +158,6 @@ def _split_parts(message: str, fields: dict[str, Any]) -> None:
         msg = msg[:-16]
     if "errno" not in fields and "rcode" not in fields:
         msg = _take_errno(msg, fields)
-    if msg.endswith(")"):
-        k = msg.find(" (SSL: ")
-        if k >= 0:
-            fields["ssl_error"] = msg[k + 7:-1]
-            msg = msg[:k]
     fields["head"] = msg
     m2 = _SYSCALL_RE.match(msg)
     if m2 is not None:
@@ -160,6 +168,25 @@ def _split_parts(message: str, fields: dict[str, Any]) -> None:
             fields["file_path"] = m2.group(3)
 
 
+def _cut_ssl(msg: str, fields: dict[str, Any]) -> str:
+    """Take out the `(SSL: ...)` part (its text may hold parentheses and "while")."""
+    start = msg.find(" (SSL: ")
+    if start < 0:
+        return msg
+    depth, end = 0, len(msg)
+    for pos in range(start + 1, len(msg)):
+        ch = msg[pos]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                end = pos
+                break
+    fields["ssl_error"] = msg[start + 7:end]
+    return msg[:start] + msg[end + 1:]
+
+
 def _take_errno(msg: str, fields: dict[str, Any]) -> str:
     """Remove a trailing ` (N: text)`; resolver messages carry a DNS rcode there."""
     if not msg.endswith(")"):
@@ -168,7 +195,7 @@ def _take_errno(msg: str, fields: dict[str, Any]) -> str:
     if j < 0:
         return msg
     num, sep, text = msg[j + 2:-1].partition(": ")
-    if not sep or not num.isdigit():
+    if not sep or not (num.isascii() and num.isdigit()) or len(num) > 9:
         return msg
     head = msg[:j]
     if head.startswith(_RESOLVER_HEADS) or head.endswith(_RESOLVER_HEADS):

@@ -7,7 +7,7 @@ from typing import Any
 
 _FPM_RE = re.compile(
     r"\[(\d\d)-(\w{3})-(\d{4}) (\d\d:\d\d:\d\d)(?:\.\d+)?\] (ALERT|ERROR|WARNING|NOTICE|DEBUG): "
-    r"(?:\[pool ([^\]]+)\] )?(.*)$"
+    r"(?:\[pool ([^\]]+)\] )?(.*)$", re.ASCII | re.DOTALL
 )
 _LEVELS = {"ALERT": "alert", "ERROR": "error", "WARNING": "warn", "NOTICE": "notice",
            "DEBUG": "debug"}

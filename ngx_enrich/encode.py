@@ -1,0 +1,65 @@
+"""JSON encoding that never fails: whatever a record holds, one JSON document comes out.
+
+Bytes become text (bad UTF-8 as U+FFFD), msgpack EventTime becomes RFC 3339 UTC with
+nanoseconds, integers outside 64 bits and other objects become strings, lone surrogates are
+replaced, and non-string keys are written as strings.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgpack
+import orjson
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+_LINE = _OPTIONS | orjson.OPT_APPEND_NEWLINE
+
+
+def event_time_text(seconds: int, nanos: int) -> str:
+    """`2026-04-08T21:07:15.123456789Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, bytes | bytearray):
+        return bytes(obj).decode("utf-8", "replace")
+    if isinstance(obj, msgpack.ExtType):
+        if obj.code == 0 and len(obj.data) == 8:
+            return event_time_text(int.from_bytes(obj.data[:4]), int.from_bytes(obj.data[4:]))
+        return obj.data.hex()
+    return str(obj)
+
+
+def clean(value: Any) -> Any:
+    """A copy orjson can always encode."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_clean_key(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
+
+
+def _clean_key(key: Any) -> str:
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return clean(key) if isinstance(key, str) else str(key)
+
+
+def encode_json(record: Any, *, newline: bool = False) -> bytes:
+    """One JSON document for `record` (with a trailing newline if asked)."""
+    option = _LINE if newline else _OPTIONS
+    try:
+        return orjson.dumps(record, default=_default, option=option)
+    except TypeError:
+        return orjson.dumps(clean(record), default=_default, option=option)
+
+
+def json_lines(records: list[Any]) -> bytes:
+    """JSON lines for a batch of records."""
+    return b"".join(encode_json(r, newline=True) for r in records)
