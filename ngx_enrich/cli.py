@@ -16,7 +16,6 @@ import orjson
 from ngx_enrich import __version__, catalog, explain
 from ngx_enrich.catalog import CatalogError
 from ngx_enrich.io import WRITERS, pump, pump_msgpack, sniff, write_json_lines
-from ngx_enrich.parallel import pump_parallel
 from ngx_enrich.parse.logformat import ESCAPES, compile_log_format, read_nginx_conf_formats
 from ngx_enrich.pipeline import Enricher, Options
 from ngx_enrich.rules import load_checked
@@ -89,8 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "the first byte starts a msgpack map, else text")
     parser.add_argument("--output", choices=("json", "msgpack"), default="json",
                         help="JSON lines, or a stream of msgpack maps")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="enrich in N processes (output order is kept; default: 1)")
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="log files to read ('-' or none: standard input)")
     return parser
@@ -195,8 +192,6 @@ def _open_inputs(files: Sequence[str], env: Env) -> list[int]:
 
 def run_filter(args: argparse.Namespace, env: Env) -> int:
     """The default command: enrich lines from files or stdin to stdout."""
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
     if not args.quiet_flush > 0:
         raise UsageError("--quiet-flush must be more than 0 seconds")
     fds = _open_inputs(args.files, env)
@@ -211,14 +206,11 @@ def run_filter(args: argparse.Namespace, env: Env) -> int:
 
 
 def _pump_one(fd: int, args: argparse.Namespace, enricher: Enricher, env: Env) -> None:
-    """One input: msgpack maps, or text lines (in several processes with --workers)."""
+    """One input: msgpack maps or text lines."""
     write = WRITERS[args.output]
     kind, first = sniff(fd) if args.input == "auto" else (args.input, b"")
     if kind == "msgpack":
         pump_msgpack(fd, enricher.enrich_value, env.stdout, write, first)
-    elif args.workers > 1 and args.output == "json":
-        pump_parallel(fd, enricher, env.stdout, args.workers, quiet=args.quiet_flush,
-                      multiline=not args.no_multiline, first=first)
     else:
         pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
              multiline=not args.no_multiline, write=write, first=first,

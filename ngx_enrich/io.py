@@ -118,14 +118,15 @@ class Joiner:
         """Add lines; return the records that are complete."""
         done: list[Line] = []
         for text, err in lines:
-            if (self._is_error and len(self._open) < MAX_RECORD_LINES
+            is_error = PREFIX_RE.match(text) is not None
+            if (self._is_error and not is_error and len(self._open) < MAX_RECORD_LINES
                     and not self._starts(text)):
                 self._open.append(text)
                 self._error = self._error or err
                 continue
             if self._open:
                 done.append(self._close())
-            if PREFIX_RE.match(text):
+            if is_error:
                 self._open, self._error, self._is_error = [text], err, True
             else:
                 done.append((text, err))

@@ -73,9 +73,7 @@ def main() -> None:
             data = Path(tmp) / f"{kind}.log"
             make(data, count, kind)
             for name, cmd in (("floor", [sys.executable, "-c", FLOOR]),
-                              ("ngx-enrich", [sys.executable, "-m", "ngx_enrich"]),
-                              ("workers=2", [sys.executable, "-m", "ngx_enrich", "--workers",
-                                             "2"])):
+                              ("ngx-enrich", [sys.executable, "-m", "ngx_enrich"])):
                 elapsed, peak_kib = measure(cmd, data)
                 print(f"{kind:6} {name:10} {count / elapsed:>10,.0f} lines/s  "
                       f"peak RSS {peak_kib / 1024:.0f} MiB  ({count:,} lines, {elapsed:.2f} s)")
