@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -111,24 +112,17 @@ def _rules_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve_parser() -> argparse.ArgumentParser:
-    from ngx_enrich.forward import command
+def _enriching_parser(name: str, module: str, description: str,
+                      ) -> Callable[[], argparse.ArgumentParser]:
+    """A subcommand parser: the enrichment options plus the module's own."""
 
-    parser = _Parser(prog=f"{PROG} serve", description="Forward-protocol processor: receive "
-                     "events, enrich them, hand them on, then acknowledge.")
-    _common(parser)
-    command.add_arguments(parser)
-    return parser
+    def build() -> argparse.ArgumentParser:
+        parser = _Parser(prog=f"{PROG} {name}", description=description)
+        _common(parser)
+        importlib.import_module(module).add_arguments(parser)
+        return parser
 
-
-def _follow_parser() -> argparse.ArgumentParser:
-    from ngx_enrich import follow
-
-    parser = _Parser(prog=f"{PROG} follow", description="Follow Nginx log files like tail -F "
-                     "and write enriched JSON lines (a source for Fluent Bit in_exec).")
-    _common(parser)
-    follow.add_arguments(parser)
-    return parser
+    return build
 
 
 def _export_parser() -> argparse.ArgumentParser:
@@ -273,8 +267,12 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser],
                           Callable[[argparse.Namespace, Env], int]]] = {
     "explain": (_explain_parser, run_explain),
     "rules": (_rules_parser, run_rules),
-    "serve": (_serve_parser, run_serve),
-    "follow": (_follow_parser, run_follow),
+    "serve": (_enriching_parser("serve", "ngx_enrich.forward.command",
+                                "Forward-protocol processor: receive events, enrich them, "
+                                "hand them on, then acknowledge."), run_serve),
+    "follow": (_enriching_parser("follow", "ngx_enrich.follow",
+                                 "Follow Nginx log files like tail -F and write enriched JSON "
+                                 "lines (a source for Fluent Bit in_exec)."), run_follow),
     "export": (_export_parser, run_export),
 }
 
