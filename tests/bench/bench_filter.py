@@ -3,14 +3,14 @@
     python tests/bench/bench_filter.py [LINES]
 
 Prints lines/s and peak RSS for: the floor (read lines, wrap each in {"log": ...} with
-orjson, write), then `ngx-enrich` on error lines and on access lines.
+orjson, write), then `ngx-enrich` on error lines and on access lines, and the Fluentd
+exec_filter msgpack path (`--input msgpack --output msgpack`, maps with tag and time).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -57,18 +57,31 @@ def make(path: Path, count: int, kind: str) -> None:
 
 
 def measure(cmd: list[str], data: Path) -> tuple[float, int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Seconds and peak RSS (KiB) of one run of `cmd` with `data` on stdin."""
     start = time.perf_counter()
     with data.open("rb") as src, open(os.devnull, "wb") as sink:
-        subprocess.run(cmd, stdin=src, stdout=sink, check=True)
+        proc = subprocess.Popen(cmd, stdin=src, stdout=sink)
+        _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{cmd} failed with {proc.returncode}")
+    return elapsed, usage.ru_maxrss
+
+
+def make_msgpack(text: Path, path: Path) -> None:
+    import msgpack
+
+    with text.open() as src, path.open("wb") as out:
+        for line in src:
+            out.write(msgpack.packb({"message": line.rstrip("\n"), "tag": "nginx.error",
+                                     "time": "2026-04-08T21:07:15.123456789+0000"}))
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 500_000
     with tempfile.TemporaryDirectory() as tmp:
+        packed = Path(tmp) / "error.msgpack"
         for kind in ("error", "access"):
             data = Path(tmp) / f"{kind}.log"
             make(data, count, kind)
@@ -77,6 +90,12 @@ def main() -> None:
                 elapsed, peak_kib = measure(cmd, data)
                 print(f"{kind:6} {name:10} {count / elapsed:>10,.0f} lines/s  "
                       f"peak RSS {peak_kib / 1024:.0f} MiB  ({count:,} lines, {elapsed:.2f} s)")
+            if kind == "error":
+                make_msgpack(data, packed)
+        elapsed, peak_kib = measure([sys.executable, "-m", "ngx_enrich", "--input", "msgpack",
+                                     "--output", "msgpack"], packed)
+        print(f"exec   msgpack    {count / elapsed:>10,.0f} records/s  "
+              f"peak RSS {peak_kib / 1024:.0f} MiB  ({count:,} error records, {elapsed:.2f} s)")
 
 
 if __name__ == "__main__":
