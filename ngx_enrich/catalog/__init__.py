@@ -46,6 +46,15 @@ class CatalogError(ValueError):
         self.problems = problems
 
 
+_EMPTY_PARENS = re.compile(r" ?(\(\s*\)|（\s*）)")
+_SPACE_BEFORE = re.compile(r" +(?=[,.;:)，。；：）]| |$)")
+
+
+def _tidy(text: str) -> str:
+    """Mend what an empty placeholder leaves behind: `()`, double spaces, ` ,`."""
+    return _SPACE_BEFORE.sub("", _EMPTY_PARENS.sub("", text))
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
     """A sentence with `{field}` / `{field?fallback}` placeholders, split once."""
@@ -74,13 +83,17 @@ class Template:
 
     def render(self, values: dict[str, Any]) -> str:
         out = []
+        gap = False
         for p in self.parts:
             if isinstance(p, str):
                 out.append(p)
             else:
                 v = values.get(p[0])
-                out.append(p[1] if v is None or v == "" else str(v))
-        return "".join(out)
+                text = p[1] if v is None or v == "" else str(v)
+                gap = gap or not text
+                out.append(text)
+        text = "".join(out)
+        return _tidy(text) if gap else text
 
 
 @dataclass(frozen=True, slots=True)
