@@ -41,6 +41,7 @@ FIELDS: tuple[Field, ...] = (
     Field("errno", "integer", "error.code", "errno number"),
     Field("errno_name", "keyword", None, "errno symbol, e.g. ECONNREFUSED"),
     Field("ssl_error", "keyword", None, "the OpenSSL error queue text"),
+    Field("tls_alert", "integer", None, "TLS alert number the peer sent (46: certificate unknown)"),
     Field("action", "keyword", None, "what Nginx was doing (the `while` part)"),
     Field("side", "keyword", None, "client | upstream: which end failed"),
     Field("client", "keyword", "source.address", "client address"),

@@ -76,7 +76,8 @@ class Enricher:
         if cat is None:
             cat = catalog.load(self.options.rules) if self.options.rules else catalog.builtin()
         self.classifier = Classifier(cat)
-        self.shaper = Shaper(self.options.lang, self.options.key, self.options.schema)
+        self.shaper = Shaper(self.options.lang, self.options.key, self.options.schema,
+                             cat.check_zh)
         fields: Iterable[str | None] = (self.options.field, *TEXT_KEYS)
         self._text_keys = tuple(dict.fromkeys(k for k in fields if k))
         fmt = self.options.access_format

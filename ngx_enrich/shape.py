@@ -28,8 +28,10 @@ def errno_name(number: int) -> str | None:
 class Shaper:
     """Renders verdicts into records for one language, key and schema."""
 
-    def __init__(self, lang: str = "en", key: str = "ngx", schema: str = "default") -> None:
+    def __init__(self, lang: str = "en", key: str = "ngx", schema: str = "default",
+                 translations: dict[str, str] | None = None) -> None:
         self.lang = lang
+        self._translations = translations if lang == "zh" and translations else {}
         self.key = key
         self.schema = schema
         self._times: dict[str, str] = {}
@@ -53,7 +55,8 @@ class Shaper:
         key = (verdict.rule, verdict.area, verdict.severity)
         frag = self._fragments.get(key)
         if frag is None:
-            hint = ", ".join(verdict.check)
+            hint = ("、" if self.lang == "zh" else ", ").join(
+                self._translations.get(item, item) for item in verdict.check)
             frag = {
                 "category": verdict.category,
                 "area": verdict.area,

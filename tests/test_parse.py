@@ -128,3 +128,10 @@ def test_error_tail_round_trip(upstream: str, request: str) -> None:
     f = parse_error_line(line)
     assert f is not None
     assert (f["request"], f["upstream"], f["host"]) == (request, upstream, "example.com")
+
+
+def test_tls_alert_number() -> None:
+    f = parse_error_line(PREFIX + "SSL_do_handshake() failed (SSL: error:0A000416:SSL routines::"
+                         "sslv3 alert certificate unknown:SSL alert number 46) while SSL "
+                         "handshaking, client: 1.2.3.4, server: 0.0.0.0:443")
+    assert f is not None and f["tls_alert"] == 46 and f["action"] == "SSL handshaking"

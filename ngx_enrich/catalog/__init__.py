@@ -146,6 +146,7 @@ class Catalog:
     rules: list[Rule] = field(default_factory=list)
     statuses: dict[int | str, Status] = field(default_factory=dict)
     actions: list[tuple[str, str]] = field(default_factory=list)
+    check_zh: dict[str, str] = field(default_factory=dict)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -312,10 +313,27 @@ def _read_actions(problems: list[str]) -> list[tuple[str, str]]:
     return actions
 
 
+_WORD_RE = re.compile(r"[A-Za-z]{3,}\Z")
+
+
+def language_neutral(item: str) -> bool:
+    """Whether a `check` item reads the same in any language: one directive name, or
+    directives with values and no plain words (`error_page 497 =301 https://$host`)."""
+    tokens = item.split()
+    return len(tokens) == 1 or not any(_WORD_RE.match(t.strip("()[],.;:")) for t in tokens)
+
+
+def _read_check_zh(problems: list[str]) -> dict[str, str]:
+    table = _read(HERE / "check_zh.toml", problems).get("check", {})
+    bad = [k for k, v in table.items() if not isinstance(v, str) or not v.strip()]
+    problems.extend(f"check_zh.toml: {k!r}: empty translation" for k in bad)
+    return {k: v for k, v in table.items() if k not in bad}
+
+
 def rule_files() -> list[Path]:
     """Built-in rule files: area files by name, then the structural families last."""
-    files = sorted(p for p in HERE.glob("*.toml")
-                   if p.name not in ("statuses.toml", "actions.toml", "families.toml"))
+    files = sorted(p for p in HERE.glob("*.toml") if p.name not in (
+        "statuses.toml", "actions.toml", "families.toml", "check_zh.toml"))
     return [*files, HERE / "families.toml"]
 
 
@@ -329,6 +347,7 @@ def load(user_rules: Iterable[Path] = ()) -> Catalog:
         rules=[*user, *(r for r in builtin if r.id not in user_ids)],
         statuses=_read_statuses(problems),
         actions=_read_actions(problems),
+        check_zh=_read_check_zh(problems),
     )
     if problems:
         raise CatalogError(problems)

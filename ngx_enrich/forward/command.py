@@ -41,6 +41,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds > 0")
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -124,7 +131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     lim.add_argument(
         "--read-timeout",
-        type=_seconds,
+        type=_positive_seconds,
         default=30.0,
         metavar="SECONDS",
         help="close a sender that stalls inside a request or handshake (default: %(default)g)",

@@ -183,7 +183,12 @@ def _cut_ssl(msg: str, fields: dict[str, Any]) -> str:
             if depth == 0:
                 end = pos
                 break
-    fields["ssl_error"] = msg[start + 7:end]
+    ssl = fields["ssl_error"] = msg[start + 7:end]
+    alert = ssl.rfind("SSL alert number ")
+    if alert >= 0:
+        number = ssl[alert + 17:alert + 20].rstrip(") ")
+        if number.isascii() and number.isdigit():
+            fields["tls_alert"] = int(number)
     return msg[:start] + msg[end + 1:]
 
 
