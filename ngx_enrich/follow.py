@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from ngx_enrich.encode import json_lines
-from ngx_enrich.io import Joiner, starts_record
+from ngx_enrich.io import Joiner, Line, decode, starts_record
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Batch:
     """Complete lines read from one file in one go; `Tailer.commit` it once it is delivered."""
 
     path: str
-    lines: list[str]
+    lines: list[Line]  # text and parse error (bad UTF-8 is kept as \xNN and flagged)
     read_at: datetime
     stream: _Stream
     end: int
@@ -199,14 +199,6 @@ class _Watch:
     draining: list[_Stream] = field(default_factory=list)
     seen: bool = False  # a file was there once: anything new at the path is read from 0
     warned: str = ""
-
-
-def _split_lines(data: bytes) -> list[str]:
-    """Decode complete lines, newline (and a CR before it) removed; bad bytes are replaced."""
-    return [
-        ln[:-1] if ln.endswith("\r") else ln
-        for ln in data.decode("utf-8", "replace").split("\n")[:-1]
-    ]
 
 
 class Tailer:
@@ -313,7 +305,7 @@ class Tailer:
             return None
         chunk = data[:cut] if data[cut - 1 : cut] == b"\n" else data[:cut] + b"\n"
         s.read_pos += cut
-        return Batch(path, _split_lines(chunk), datetime.now(UTC), s, s.read_pos)
+        return Batch(path, decode(chunk[:-1]), datetime.now(UTC), s, s.read_pos)
 
     def _retire(self, w: _Watch, now: float) -> None:
         """Close rotated files whose wait is over, once everything read from them is committed."""
@@ -490,10 +482,11 @@ def event_time(record: dict[str, Any], key: str) -> str | None:
     return None
 
 
-def _enrich(enrich_line: Callable[[str], dict[str, Any]], line: str) -> dict[str, Any]:
+def _enrich(enrich_line: Callable[..., dict[str, Any]], line: str,
+            err: str | None) -> dict[str, Any]:
     """Run the enricher; a line it fails on is passed through rather than dropped."""
     try:
-        return enrich_line(line)
+        return enrich_line(line) if err is None else enrich_line(line, err)
     except Exception:
         log.exception("enrichment failed; passing the line through")
         return {"log": line}
@@ -517,9 +510,8 @@ def shape_batch(
     # A multiline error record (FastCGI stderr) is written by Nginx in one go, so it is
     # joined within the batch; nothing is held across batches, so the saved offsets stay exact.
     joiner = Joiner(starts)
-    records = joiner.feed([(line, None) for line in batch.lines]) + joiner.flush()
-    for line, _ in records:
-        record = _enrich(enrich_line, line)
+    for line, err in joiner.feed(batch.lines) + joiner.flush():
+        record = _enrich(enrich_line, line, err)
         record[time_key] = event_time(record, key) or read_time
         record.setdefault("path", batch.path)
         out.append(record)

@@ -24,6 +24,7 @@ import pytest
 
 from ngx_enrich import follow
 from ngx_enrich.follow import Tailer
+from ngx_enrich.pipeline import Enricher
 
 ROOT = Path(__file__).resolve().parents[1]
 TOTAL = 3000  # numbered lines written per concurrent test
@@ -93,7 +94,7 @@ class Collector:
     def take(self, tailer: Tailer) -> int:
         batches = tailer.poll()
         for batch in batches:
-            got = [number(line) for line in batch.lines]
+            got = [number(line) for line, _ in batch.lines]
             with self.cond:
                 self.numbers.extend(got)
                 self.high = max([self.high, *got])
@@ -168,7 +169,7 @@ def lines_of(tailer: Tailer) -> list[str]:
     out: list[str] = []
     for _ in range(10):
         for batch in tailer.poll():
-            out.extend(batch.lines)
+            out.extend(text for text, _ in batch.lines)
             tailer.commit(batch)
     return out
 
@@ -385,7 +386,9 @@ def test_bad_bytes_do_not_stop_the_stream(tmp_path: Path) -> None:
     path = tmp_path / "error.log"
     path.write_bytes(b"ok\n\xff\xfe broken\nafter\n")
     with Tailer([str(path)], from_start=True) as tailer:
-        assert lines_of(tailer) == ["ok", "\ufffd\ufffd broken", "after"]
+        assert lines_of(tailer) == ["ok", "\\xff\\xfe broken", "after"]
+    recs = run_once(["--from-start", str(path)], Enricher().enrich_line)
+    assert [r["ngx"].get("parse_error", "") for r in recs][1].startswith("invalid UTF-8")
 
 
 # --------------------------------------------------------------------------- the command

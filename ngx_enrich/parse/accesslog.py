@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_MONTHS = {m: i for i, m in enumerate(
+MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
@@ -28,7 +28,7 @@ _LIST_SPLIT = re.compile(r", | : ")
 
 def access_time(day: str, mon: str, year: str, hms: str, zone: str) -> str:
     """ISO 8601 from the parts of `$time_local`."""
-    return f"{year}-{_MONTHS.get(mon, 0):02d}-{day}T{hms}{zone[:3]}:{zone[3:]}"
+    return f"{year}-{MONTHS.get(mon, 0):02d}-{day}T{hms}{zone[:3]}:{zone[3:]}"
 
 
 def split_request(request: str, fields: dict[str, Any]) -> None:

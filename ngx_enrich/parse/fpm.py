@@ -5,23 +5,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ngx_enrich.parse.accesslog import MONTHS
+
 _FPM_RE = re.compile(
     r"\[(\d\d)-(\w{3})-(\d{4}) (\d\d:\d\d:\d\d)(?:\.\d+)?\] (ALERT|ERROR|WARNING|NOTICE|DEBUG): "
     r"(?:\[pool ([^\]]+)\] )?(.*)$", re.ASCII | re.DOTALL
 )
 _LEVELS = {"ALERT": "alert", "ERROR": "error", "WARNING": "warn", "NOTICE": "notice",
            "DEBUG": "debug"}
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def parse_fpm_line(line: str) -> dict[str, Any] | None:
     """Parse a php-fpm master log line; None when it is not one."""
     m = _FPM_RE.match(line)
-    if m is None or m.group(2) not in _MONTHS:
+    if m is None or m.group(2) not in MONTHS:
         return None
     day, mon, year, hms, level, pool, message = m.groups()
     fields: dict[str, Any] = {
-        "time": f"{year}-{_MONTHS.index(mon) + 1:02d}-{day}T{hms}",
+        "time": f"{year}-{MONTHS[mon]:02d}-{day}T{hms}",
         "level": _LEVELS[level],
         "source": "php-fpm",
         "message": message,
