@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "the first byte starts a msgpack map, else text")
     parser.add_argument("--output", choices=("json", "msgpack"), default="json",
                         help="JSON lines, or a stream of msgpack maps")
+    parser.add_argument("--event-time", choices=("line", "keep"), default="line",
+                        help="line (default): where a record has the --time-key field and its "
+                        "log line carries a time, that field is set to the line's time; keep: "
+                        "leave it alone")
+    parser.add_argument("--time-key", default="fluentd_time", metavar="KEY",
+                        help="the field Fluentd's <inject>/<extract> carry the event time in "
+                        "(default: fluentd_time)")
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="log files to read ('-' or none: standard input)")
     return parser
@@ -161,8 +168,12 @@ def access_format(args: argparse.Namespace) -> tuple[str, str] | None:
 
 
 def options_from(args: argparse.Namespace) -> Options:
+    time_key = None
+    if getattr(args, "event_time", "keep") == "line" and getattr(args, "time_key", None):
+        time_key = args.time_key
     return Options(lang=args.lang, schema=args.schema, key=args.key, field=args.field,
-                   rules=tuple(args.rules), access_format=access_format(args))
+                   rules=tuple(args.rules), access_format=access_format(args),
+                   time_key=time_key)
 
 
 def make_enricher(args: argparse.Namespace) -> Enricher:

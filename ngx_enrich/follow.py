@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import functools
 import hashlib
 import json
 import logging
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from ngx_enrich.encode import json_lines
+from ngx_enrich.eventtime import own_time_ns, utc_text
 from ngx_enrich.io import Joiner, Line, decode, starts_record
 
 log = logging.getLogger(__name__)
@@ -454,32 +454,10 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@functools.lru_cache(maxsize=1024)
-def _text_to_utc_iso(value: str, zone: object) -> str | None:
-    """Cached by the text and the local zone: lines of the same second share their time."""
-    with contextlib.suppress(OverflowError, OSError, ValueError):
-        return utc_iso(datetime.fromisoformat(value))
-    return None
-
-
-def _local_zone() -> tuple[object, ...]:
-    return (time.tzname, time.timezone, time.altzone)
-
-
 def event_time(record: dict[str, Any], key: str) -> str | None:
-    """The record's own time as UTC ISO 8601, if it has a usable one.
-
-    Looked up as `record[key]["time"]` (or `record[key + "_time"]`, the flat schema): ISO 8601
-    text (without a zone it is local time) or epoch seconds.
-    """
-    ngx = record.get(key)
-    value = ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
-    if isinstance(value, str):
-        return _text_to_utc_iso(value, _local_zone())
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        with contextlib.suppress(OverflowError, OSError, ValueError):
-            return utc_iso(datetime.fromtimestamp(value, UTC))
-    return None
+    """The record's own time as UTC ISO 8601 with microseconds, if it has a usable one."""
+    ns = own_time_ns(record, key)
+    return None if ns is None else utc_text(ns)
 
 
 def _enrich(enrich_line: Callable[..., dict[str, Any]], line: str,

@@ -15,14 +15,15 @@ from typing import Any
 
 import orjson
 
-from ngx_enrich import catalog
+from ngx_enrich import catalog, eventtime
 from ngx_enrich.classify import Classifier
-from ngx_enrich.io import starts_record
+from ngx_enrich.io import BAD_UTF8, starts_record
 from ngx_enrich.parse.accesslog import parse_access_line
 from ngx_enrich.parse.errorlog import parse_error_line
 from ngx_enrich.parse.fpm import parse_fpm_line
 from ngx_enrich.parse.logformat import LogFormatParser, compile_log_format, parse_json_access
 from ngx_enrich.shape import Shaper
+from ngx_enrich.text import as_text
 
 MAX_LINE = 64 * 1024
 TEXT_KEYS = ("log", "message", "msg")
@@ -43,6 +44,9 @@ class Options:
     rules: tuple[Path, ...] = ()
     # A custom `log_format` as (format, escape), tried before the built-in access shapes.
     access_format: tuple[str, str] | None = None
+    # Record key holding the event time (Fluentd's <inject>/<extract>); when set, its value is
+    # replaced by the record's own time wherever the line has one.
+    time_key: str | None = None
 
 
 def parse_text(text: str, access: LogFormatParser | None = None
@@ -91,11 +95,17 @@ class Enricher:
             return self._other({"log": line}, f"internal error ({type(exc).__name__})")
 
     def enrich_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Enrich a decoded record; its own keys are kept."""
+        """Enrich a decoded record (msgpack `bin` read as text); its own keys are kept."""
         try:
-            return self._record(record)
+            record, bad = as_text(record)
+            return self._record(record, BAD_UTF8 if bad else None)
         except Exception as exc:  # a bug must not cost the record or the stream
             return self._other(dict(record), f"internal error ({type(exc).__name__})")
+
+    def enrich_event(self, record: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """Enrich a record; also return its own time (ns since the epoch) if it has one."""
+        out = self.enrich_record(record)
+        return out, eventtime.own_time_ns(out, self.options.key)
 
     def _line(self, line: str, parse_error: str | None) -> dict[str, Any]:
         if line[:1] == "{":
@@ -104,21 +114,32 @@ class Enricher:
             except orjson.JSONDecodeError:
                 return self._other({"log": line}, "invalid JSON")
             if isinstance(obj, dict):
-                return self._record(obj)
+                return self._record(obj, parse_error)
             return self._other({"log": line}, "JSON value is not an object")
         return self._text(line, {"log": line}, parse_error)
 
-    def _record(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, record: dict[str, Any], parse_error: str | None = None) -> dict[str, Any]:
+        out = self._fields_of(record, parse_error)
+        key = self.options.time_key
+        if key is not None and key in out:
+            ns = eventtime.own_time_ns(out, self.options.key)
+            if ns is not None:
+                out[key] = eventtime.like(out[key], ns)
+        return out
+
+    def _fields_of(self, record: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
         for key in self._text_keys:
             text = record.get(key)
             if isinstance(text, str):
-                return self._text(text.rstrip("\r\n"), dict(record), None)
+                return self._text(text.rstrip("\r\n"), dict(record), parse_error)
         fields = parse_json_access(record)
+        if fields is None and "code" in record and ("remote" in record or "path" in record):
+            fields = self._from_fluent_bit(record)
         if fields is not None:
+            if parse_error:
+                fields["parse_error"] = parse_error
             return self._access(dict(record), fields)
-        if "code" in record and ("remote" in record or "path" in record):
-            return self._access(dict(record), self._from_fluent_bit(record))
-        return self._other(dict(record), "no Nginx line in record")
+        return self._other(dict(record), parse_error or "no Nginx line in record")
 
     def enrich_value(self, value: Any, parse_error: str | None = None) -> dict[str, Any]:
         """Enrich a decoded msgpack object; a non-map is wrapped and flagged."""
@@ -126,7 +147,7 @@ class Enricher:
             return self._other({}, parse_error)
         if isinstance(value, dict):
             return self.enrich_record(value)
-        return self._other({"value": value}, "msgpack value is not a map")
+        return self._other({"value": as_text(value)[0]}, "msgpack value is not a map")
 
     def starts_record(self, line: str) -> bool:
         """Whether `line` after an error record begins a record (for multiline joining)."""

@@ -7,6 +7,7 @@ parser is a streaming JSON parser (documents, newlines not required).
 
 from __future__ import annotations
 
+import io
 import json
 import select
 import subprocess
@@ -111,3 +112,43 @@ def test_msgpack_records_are_answered_while_stdin_stays_open() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def _as_fluentd(record: dict) -> bytes:
+    """What Fluentd's msgpack formatter writes for an in_tail record: strings as bin."""
+    return msgpack.packb({k.encode(): v.encode() for k, v in record.items()}, use_bin_type=True)
+
+
+def _fluentd_records(tail: bytes = b"") -> bytes:
+    return b"".join(_as_fluentd({"message": r["message"], "fluentd_tag": r["tag"],
+                                 "fluentd_time": "2031-01-01T00:00:00.5+0000"})
+                    for r in RECORDS) + tail
+
+
+def test_bin_strings_are_read_as_text_and_the_time_key_gets_the_line_time() -> None:
+    done = _run(["--input", "msgpack", "--output", "msgpack"], _fluentd_records())
+    out = list(msgpack.Unpacker(io.BytesIO(done.stdout), raw=False))
+    _check([{**o, "tag": o["fluentd_tag"], "time": r["time"]}
+            for o, r in zip(out, RECORDS, strict=True)])
+    # the line's own time (TZ=UTC) where the line has one; else the time Fluentd gave
+    assert [o["fluentd_time"] for o in out] == ["2026-04-08T21:07:15.000000000+0000",
+                                                "2026-04-08T21:07:16.000000000+0000",
+                                                "2031-01-01T00:00:00.5+0000"]
+    assert all(isinstance(o["fluentd_tag"], str) for o in out)
+
+
+def test_event_time_keep_leaves_the_time_key_alone() -> None:
+    done = _run(["--input", "msgpack", "--output", "json", "--event-time", "keep"],
+                _fluentd_records())
+    out = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["fluentd_time"] for o in out] == ["2031-01-01T00:00:00.5+0000"] * 3
+    assert out[0]["ngx"]["category"] == "upstream_refused"
+
+
+def test_bin_with_bad_utf8_is_kept_as_escapes_and_flagged() -> None:
+    bad = msgpack.packb({b"message": ERR.encode() + b" \xff\xfe"}, use_bin_type=True)
+    done = _run(["--input", "msgpack", "--output", "json"], bad)
+    (out,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert out["message"].endswith(" \\xff\\xfe")
+    assert out["ngx"]["category"] == "upstream_refused"
+    assert "UTF-8" in out["ngx"]["parse_error"]

@@ -933,9 +933,11 @@ def test_command_writes_only_json_lines_to_stdout() -> None:
     lines = [orjson.loads(line) for line in stdout.splitlines()]
     assert len(lines) == 6
     assert {line["tag"] for line in lines} == {"enriched.nginx.error", "enriched.nginx.access"}
-    assert lines[0]["time"] == "2024-05-01T10:00:00.000000042Z"
+    assert lines[0]["time"] == "2024-05-01T10:00:00.000000000Z"  # the line's own time
     assert all(set(line) == {"tag", "time", "record"} for line in lines)
-    assert lines[-1]["record"]["raw"] == "\ufffd"
+    # bad bytes are kept as \xNN, as for raw lines, and the record says so
+    assert lines[-1]["record"]["raw"] == "\\xff"
+    assert "UTF-8" in lines[-1]["record"]["ngx"]["parse_error"]
     assert any("undecodable" in line for line in proc.stderr)
 
 
@@ -1027,3 +1029,55 @@ def test_option_parsing() -> None:
     assert (args.listen, args.to, args.max_buffer) == ("127.0.0.1:24225", "stdout", 8 << 20)
     args = parser.parse_args(["--max-buffer", "512K", "--max-decompressed", "1GiB"])
     assert (args.max_buffer, args.max_decompressed) == (512 << 10, 1 << 30)
+
+
+def _bin(value: Any) -> Any:
+    """`value` as Fluentd's in_tail sends it: every string a msgpack bin."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, dict):
+        return {_bin(k): _bin(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bin(v) for v in value]
+    return value
+
+
+def test_command_reads_bin_strings_and_sets_the_line_time() -> None:
+    """Fluentd's out_forward sends records as bin; the event time becomes the line's own."""
+    access = ('10.0.0.1 - - [01/May/2024:12:30:05 +0200] "GET /x HTTP/1.1" 404 5 "-" "curl"')
+    packed = b"".join(pack(_bin([1800000000, {"message": line, "n": [1, "a"]}]))
+                      for line in (ERROR_LINE, access, "not nginx"))
+    proc = Process("--field", "message")
+    try:
+        sender = Sender(proc.port)  # type: ignore[arg-type]
+        sender.send(pack([b"nginx.all", packed, {"chunk": b"c1", "size": 3}]))
+        assert sender.reply() == {"ack": b"c1"}  # the chunk is echoed as it came
+        sender.close()
+    finally:
+        code, stdout = proc.finish()
+    assert code == 0
+    lines = [orjson.loads(line) for line in stdout.splitlines()]
+    assert [line["tag"] for line in lines] == ["nginx.all"] * 3
+    assert [line["record"]["ngx"].get("category") for line in lines] == [
+        "upstream_refused", "not_found", None]
+    assert lines[0]["record"]["n"] == [1, "a"]
+    assert [line["time"] for line in lines] == [
+        "2024-05-01T10:00:00.000000000Z",  # TZ=UTC for the zone-less error line
+        "2024-05-01T10:30:05.000000000Z",  # the access line's own offset
+        "2027-01-15T08:00:00.000000000Z",  # no time of its own: the sender's is kept
+    ]
+
+
+def test_command_keeps_the_sender_time_when_asked() -> None:
+    proc = Process("--event-time", "keep")
+    try:
+        sender = Sender(proc.port)  # type: ignore[arg-type]
+        sender.send(pack(["nginx.error", et(1800000000, 7), {"log": ERROR_LINE}, {"chunk": "k"}]))
+        assert sender.reply() == {"ack": "k"}
+        sender.close()
+    finally:
+        code, stdout = proc.finish()
+    assert code == 0
+    record = orjson.loads(stdout)
+    assert record["time"] == "2027-01-15T08:00:00.000000007Z"
+    assert record["record"]["ngx"]["category"] == "upstream_refused"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from ngx_enrich.eventtime import own_time_ns
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.server import ForwardServer, Settings
 from ngx_enrich.forward.sinks import Sink, host_port, make_sink
@@ -88,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(at-least-once); fluent://HOST:PORT: best effort via fluent-logger (default: stdout)",
     )
     out.add_argument("--tag-prefix", metavar="PREFIX", help="rewrite every tag to PREFIX.TAG")
+    out.add_argument(
+        "--event-time",
+        choices=("line", "keep"),
+        default="line",
+        help="line (default): an event whose log line carries its own time gets that time "
+        "(Elasticsearch's @timestamp), so a replayed backlog lands when it happened; keep: "
+        "leave every event time as the sender sent it",
+    )
     out.add_argument(
         "--to-shared-key",
         metavar="KEY",
@@ -200,7 +210,14 @@ def _build(args: argparse.Namespace, enricher: Enricher) -> tuple[ForwardServer,
         tls_ca=opt("to_tls_ca"),
         tls_insecure=bool(opt("to_tls_insecure")),
     )
-    return ForwardServer(enricher.enrich_record, sink, settings, ssl_context=context), sink
+    own_time = None
+    if (opt("event_time") or "line") == "line":
+        key = enricher.options.key
+        own_time = functools.partial(own_time_ns, key=key)
+    server = ForwardServer(
+        enricher.enrich_record, sink, settings, ssl_context=context, own_time=own_time
+    )
+    return server, sink
 
 
 async def _serve(server: ForwardServer, sink: Sink, listen: str, drain_timeout: float) -> int:

@@ -23,6 +23,8 @@ from typing import Any, TypeAlias
 
 import msgpack
 
+from ngx_enrich.text import as_text
+
 EVENT_TIME = 0
 """msgpack ext type code of EventTime."""
 
@@ -179,6 +181,8 @@ def parse_request(obj: Any) -> Request | None:
     if not 2 <= count <= 4:
         raise ProtocolError(f"request array has {count} elements")
     tag, second = obj[0], obj[1]
+    if type(tag) is bytes:  # Fluentd may send the tag as bin
+        tag = as_text(tag)[0]
     if type(tag) is not str:
         raise ProtocolError(f"tag is a {type(tag).__name__}, not a string")
     kind = type(second)
@@ -201,6 +205,9 @@ def parse_request(obj: Any) -> Request | None:
         options = {}
     elif type(options) is not dict:
         raise ProtocolError(f"option is a {type(options).__name__}, not a map")
+    else:  # keys and values as text, but `chunk` is echoed back exactly as it came
+        options = {as_text(k)[0]: v if k in ("chunk", b"chunk") else as_text(v)[0]
+                   for k, v in options.items()}
     chunk = options.get("chunk")
     if chunk is not None and type(chunk) not in (str, bytes):
         raise ProtocolError(f"chunk option is a {type(chunk).__name__}")
@@ -344,12 +351,14 @@ def make_helo(nonce: bytes) -> bytes:
 
 def read_helo(msg: Any) -> bytes:
     """The nonce of a HELO; raises HandshakeError when `msg` is not one."""
-    if type(msg) is not list or len(msg) != 2 or msg[0] != "HELO" or type(msg[1]) is not dict:
+    if type(msg) is not list or len(msg) != 2 or as_text(msg[0])[0] != "HELO" \
+            or type(msg[1]) is not dict:
         raise HandshakeError(f"expected HELO, got {brief(msg)}")
-    nonce = msg[1].get("nonce")
+    options = {as_text(k)[0]: v for k, v in msg[1].items()}
+    nonce = options.get("nonce")
     if not isinstance(nonce, str | bytes):
         raise HandshakeError("HELO carries no nonce")
-    auth = msg[1].get("auth")
+    auth = options.get("auth")
     if auth not in (None, "", b""):
         raise HandshakeError("the server asks for a username and password, which is unsupported")
     return _raw(nonce)
@@ -363,9 +372,10 @@ def make_ping(hostname: str, salt: bytes, nonce: bytes, shared_key: str) -> byte
 
 def check_ping(msg: Any, *, nonce: bytes, shared_key: str, self_hostname: str) -> tuple[bytes, str]:
     """Verify a PING; return the client's salt and hostname or raise HandshakeError."""
-    if type(msg) is not list or len(msg) != 6 or msg[0] != "PING":
+    if type(msg) is not list or len(msg) != 6 or as_text(msg[0])[0] != "PING":
         raise HandshakeError(f"expected PING, got {brief(msg)}")
     _, hostname, salt, digest = msg[:4]
+    hostname, digest = as_text(hostname)[0], as_text(digest)[0]
     if type(hostname) is not str or type(salt) not in (str, bytes) or type(digest) is not str:
         raise HandshakeError("PING has fields of the wrong type")
     if hostname == self_hostname:
@@ -386,9 +396,9 @@ def make_pong(
 
 def check_pong(msg: Any, *, salt: bytes, nonce: bytes, shared_key: str, self_hostname: str) -> None:
     """Verify a PONG or raise HandshakeError."""
-    if type(msg) is not list or len(msg) != 5 or msg[0] != "PONG":
+    if type(msg) is not list or len(msg) != 5 or as_text(msg[0])[0] != "PONG":
         raise HandshakeError(f"expected PONG, got {brief(msg)}")
-    _, ok, reason, hostname, digest = msg
+    _, ok, reason, hostname, digest = as_text(msg)[0]
     if ok is not True:
         raise HandshakeError(f"authentication refused: {reason}")
     if type(hostname) is not str or type(digest) is not str:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ngx_enrich.eventtime import event_time
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.sinks import Batch, DeliveryError, Sink, host_port
 
@@ -27,6 +28,7 @@ READ_SIZE = 1 << 16
 YIELD_EVERY = 2000
 
 Enrich = Callable[[dict[str, Any]], dict[str, Any]]
+OwnTime = Callable[[dict[str, Any]], "int | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,12 @@ class ForwardServer:
         settings: Settings | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        own_time: OwnTime | None = None,
     ) -> None:
+        """`own_time`, when given, reads an enriched record's own time (ns since the epoch);
+        where it finds one, that becomes the event's time."""
         self.enrich = enrich
+        self.own_time = own_time
         self.sink = sink
         self.settings = settings or Settings()
         self.ssl_context = ssl_context
@@ -260,11 +266,15 @@ class ForwardServer:
         return True
 
     async def _fill(self, batch: Batch, request: protocol.Request) -> None:
-        enrich, add = self.enrich, batch.add
+        enrich, add, own_time = self.enrich, batch.add, self.own_time
         limits = self.settings.limits
         for n, (time, record) in enumerate(request.events(limits), 1):
             try:
                 record = enrich(record)
+                if own_time is not None:
+                    ns = own_time(record)
+                    if ns is not None:
+                        time = event_time(ns)
             except Exception as exc:  # pass the record on unenriched rather than lose it
                 self._enrich_failures += 1
                 failures = self._enrich_failures

@@ -1,0 +1,76 @@
+"""A record's own time, read back from the enriched record, for the pipeline's event time.
+
+A raw line read by a tailer carries the time it was read; the line itself says when it was
+written. Where the enrichment parsed a time (`time` in the added object, or `KEY_time` in the
+flat schema) the pipeline modes can make that the event time, which is what Elasticsearch's
+`@timestamp` is made from. Error-log times carry no zone and are read in the local zone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+from datetime import datetime
+from typing import Any
+
+import msgpack
+
+NS = 1_000_000_000
+
+
+def _zone() -> tuple[object, ...]:
+    return (time.tzname, time.timezone, time.altzone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_ns(text: str, zone: object) -> int | None:
+    """Nanoseconds since the epoch of ISO 8601 text (naive text is local time)."""
+    with contextlib.suppress(OverflowError, OSError, ValueError):
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.astimezone()
+        whole = int(moment.replace(microsecond=0).timestamp())
+        return whole * NS + moment.microsecond * 1000
+    return None
+
+
+def own_time_ns(record: dict[str, Any], key: str = "ngx") -> int | None:
+    """The enriched record's own time in nanoseconds since the epoch, if it has one."""
+    ngx = record.get(key)
+    value = ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
+    if isinstance(value, str):
+        return _iso_ns(value, _zone())
+    if type(value) in (int, float) and math.isfinite(value) and value >= 0:
+        return round(value * NS)
+    return None
+
+
+def utc_text(ns: int, digits: int = 6, zone: str = "Z") -> str:
+    """`2026-11-29T18:20:26.123456Z` (`digits` of fraction, `zone` as the suffix)."""
+    seconds, nanos = divmod(ns, NS)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{nanos:09d}"[: 20 + digits] + zone
+
+
+def event_time(ns: int) -> msgpack.ExtType:
+    """Forward-protocol EventTime (msgpack ext type 0)."""
+    seconds, nanos = divmod(ns, NS)
+    return msgpack.ExtType(0, seconds.to_bytes(4, "big") + nanos.to_bytes(4, "big"))
+
+
+def like(old: Any, ns: int) -> Any:
+    """`ns` in the form of `old`, the time value a record arrived with.
+
+    Text becomes UTC with nanoseconds and a `+0000` offset (what Fluentd's `<inject>` writes
+    with `time_format %Y-%m-%dT%H:%M:%S.%N%z` and `utc true`); an integer stays whole seconds,
+    a float becomes float seconds, EventTime stays EventTime.
+    """
+    if isinstance(old, msgpack.ExtType):
+        return event_time(ns)
+    if type(old) is int:
+        return ns // NS
+    if type(old) is float:
+        return ns / NS
+    return utc_text(ns, 9, "+0000")

@@ -1,0 +1,56 @@
+"""msgpack `bin` and `str` alike: byte strings in a decoded record become text.
+
+Fluentd's `in_tail` yields binary strings, which its msgpack formatter and `out_forward` write
+as msgpack `bin`; Python's msgpack turns those into `bytes`. Everything else that arrives as
+text is `str`. Records are read the same either way: keys and values, at any depth, are decoded
+as UTF-8, and bytes that are not UTF-8 are kept as `\\xNN` (as for raw lines) and reported.
+Values that are not text (numbers, booleans, nil, ext types) stay as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), True
+
+
+def _has_bytes(value: Any) -> bool:
+    kind = type(value)
+    if kind is bytes:
+        return True
+    if kind is dict:
+        return any(type(k) is bytes or _has_bytes(v) for k, v in value.items())
+    if kind is list:
+        return any(_has_bytes(v) for v in value)
+    return False
+
+
+def _convert(value: Any, bad: list[bool]) -> Any:
+    kind = type(value)
+    if kind is bytes:
+        text, broken = _decode(value)
+        if broken:
+            bad.append(True)
+        return text
+    if kind is dict:
+        return {_convert(k, bad): _convert(v, bad) for k, v in value.items()}
+    if kind is list:
+        return [_convert(v, bad) for v in value]
+    return value
+
+
+def as_text(value: Any) -> tuple[Any, bool]:
+    """`value` with every byte string decoded; and whether any of them was not UTF-8.
+
+    The value itself is returned, not a copy, when it holds no byte strings (the common case
+    for Fluent Bit, which sends `str`).
+    """
+    if not _has_bytes(value):
+        return value, False
+    bad: list[bool] = []
+    return _convert(value, bad), bool(bad)
