@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the first byte starts a msgpack map, else text")
     parser.add_argument("--output", choices=("json", "msgpack"), default="json",
                         help="JSON lines, or a stream of msgpack maps")
+    parser.add_argument("--pad-to", type=int, default=0, metavar="BYTES",
+                        help="when input pauses, pad the output with newlines to a multiple of "
+                        "BYTES: set it to Fluentd exec_filter's stream_buffer_size with "
+                        "--output json, so no record waits for the next block (default: off)")
     parser.add_argument("--event-time", choices=("line", "keep"), default="line",
                         help="line (default): where a record has the --time-key field and its "
                         "log line carries a time, that field is set to the line's time; keep: "
@@ -199,6 +203,8 @@ def run_filter(args: argparse.Namespace, env: Env) -> int:
     """The default command: enrich lines from files or stdin to stdout."""
     if not args.quiet_flush > 0:
         raise UsageError("--quiet-flush must be more than 0 seconds")
+    if args.pad_to < 0:
+        raise UsageError("--pad-to must be 0 (off) or a number of bytes")
     fds = _open_inputs(args.files, env)
     enricher = make_enricher(args)
     for fd in fds:
@@ -219,7 +225,7 @@ def _pump_one(fd: int, args: argparse.Namespace, enricher: Enricher, env: Env) -
     else:
         pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
              multiline=not args.no_multiline, write=write, first=first,
-             starts=enricher.starts_record)
+             starts=enricher.starts_record, pad_to=args.pad_to)
 
 
 def run_explain(args: argparse.Namespace, env: Env) -> int:

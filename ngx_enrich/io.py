@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import select
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import msgpack
 
@@ -215,24 +215,60 @@ def _decode_msgpack(buf: bytes, max_buffer: int) -> tuple[list[tuple[Any, str | 
     return batch, buf
 
 
+class BlockPadding:
+    """An output that can be padded with newlines to a multiple of `size` bytes.
+
+    Fluentd's exec_filter reads a JSON child's stdout `stream_buffer_size` bytes at a time and
+    each read waits until the block is full, so the last records before a pause would wait for
+    more traffic. Whitespace between JSON documents is ignored by JSON readers; padding the
+    block when input pauses lets every record through at once.
+    """
+
+    def __init__(self, out: BinaryIO, size: int) -> None:
+        self.out = out
+        self.size = size
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        self.written += len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def pad(self) -> None:
+        """Fill the current block (nothing when it is already full)."""
+        missing = -self.written % self.size
+        if missing:
+            self.write(b"\n" * missing)
+            self.flush()
+
+
 def pump(fd: int, enrich: Callable[[str, str | None], dict[str, Any]], out: BinaryIO,
          quiet: float = QUIET, multiline: bool = True, write: Writer = write_json_lines,
-         first: bytes = b"", starts: Callable[[str], bool] = starts_record) -> int:
+         first: bytes = b"", starts: Callable[[str], bool] = starts_record,
+         pad_to: int = 0) -> int:
     """Enrich every record of `fd` into `out`; return the number of records written.
 
-    `starts` tells whether a line after an error record begins a record of its own.
+    `starts` tells whether a line after an error record begins a record of its own. With
+    `pad_to`, the output is padded to a multiple of that many bytes whenever input pauses.
     """
     count = 0
     joiner = Joiner(starts) if multiline else None
-    for batch in read_lines(fd, quiet if multiline else None, first):
-        if joiner is None:
-            records = batch or []
-        elif batch is None:
-            records = joiner.flush()
+    padded = BlockPadding(out, pad_to) if pad_to else None
+    if padded is not None:
+        out = cast(BinaryIO, padded)
+    for batch in read_lines(fd, quiet if multiline or padded else None, first):
+        if batch is None:
+            records = joiner.flush() if joiner is not None else []
+        elif joiner is None:
+            records = batch
         else:
             records = joiner.feed(batch)
         write(out, [enrich(text, err) for text, err in records])
         count += len(records)
+        if batch is None and padded is not None:
+            padded.pad()
     if joiner is not None:
         tail = joiner.flush()
         write(out, [enrich(text, err) for text, err in tail])
