@@ -67,7 +67,7 @@ def _paths(tmp: Path) -> dict[str, str]:
 
 def _run_until(proc: Proc, logs: Path, expected_count: int, lines: list, *,
                timeout: float = 60.0) -> list[Arrival]:
-    wait_until(lambda: opened_by_any(logs / "error.log") and opened_by_any(logs / "access.log")
+    wait_until(lambda: (opened_by_any(logs / "error.log") and opened_by_any(logs / "access.log"))
                or not proc.alive(), "Fluentd to follow the logs")
     assert proc.alive(), proc.tail()
     append(logs, lines)
