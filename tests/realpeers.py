@@ -340,13 +340,13 @@ class Arrival:
 
 def raw_text(record: dict[str, Any]) -> str | None:
     """The raw Nginx record inside an enriched record (any schema)."""
+    event = record.get("event")
+    if isinstance(event, dict) and isinstance(event.get("original"), str):
+        return str(event["original"])  # ecs: `message` is the parsed message there
     for key in ("log", "message"):
         value = record.get(key)
         if isinstance(value, str):
             return value
-    event = record.get("event")
-    if isinstance(event, dict) and isinstance(event.get("original"), str):
-        return str(event["original"])
     return None
 
 

@@ -210,3 +210,81 @@ def test_exec_filter_child_killed_mid_stream(tmp_path: Path) -> None:
     assert second and set(range(5_000)) <= got and late <= got
     print(f"\nexec_filter child killed: 30000 lines, {len(got)} arrived, {30_000 - len(got)} "
           f"lost, {len(every) - len(got)} duplicates; child {first} replaced by {second[0]}")
+
+
+def _bad_fluentd(tmp: Path, port: int, key: str, ca: Path) -> Proc:
+    """One Fluentd with three wrong senders: a wrong key, plain text to TLS, no key."""
+    def match(tag: str, body: str) -> str:
+        return f"""
+<source>
+  @type sample
+  tag bad.{tag}
+  sample {{"message": "{tag}: INTRUDER"}}
+  rate 5
+</source>
+<match bad.{tag}>
+  @type forward
+  require_ack_response true
+  ack_response_timeout 5s
+  {body}
+  <server>
+    host 127.0.0.1
+    port {port}
+  </server>
+  <buffer>
+    flush_interval 1s
+    retry_wait 1s
+    retry_max_interval 2s
+  </buffer>
+</match>
+"""
+    tls = f"transport tls\n  tls_cert_path {ca}\n  tls_verify_hostname false"
+    conf = tmp / "bad.conf"
+    conf.write_text(
+        match("wrong-key", f"{tls}\n  <security>\n    self_hostname intruder\n"
+                           "    shared_key not-the-key\n  </security>")
+        + match("plain-text", f"<security>\n    self_hostname plain\n    shared_key {key}\n"
+                              "  </security>")
+        + match("no-key", tls))
+    return fluentd(conf)
+
+
+def test_secure_forward_hop_refuses_wrong_senders(tmp_path: Path) -> None:
+    from realpeers import make_tls
+
+    prepare_logs(tmp_path / "logs")
+    key = "s3cret-shared-key"
+    tls = make_tls(tmp_path / "tls")  # ngx-enrich's listener
+    own = make_tls(tmp_path / "fluentd-tls")  # Fluentd's in_forward
+    to_serve, back = free_port(), free_port()
+    replace = {**_paths(tmp_path), "port 24225": f"port {to_serve}", "port 24224": f"port {back}",
+               "/etc/fluentd/tls/ca.crt": str(tls.ca),
+               "/etc/fluentd/tls/fluentd.crt": str(own.cert),
+               "/etc/fluentd/tls/fluentd.key": str(own.key)}
+    conf = render(EXAMPLES / "forward" / "fluentd-forward-loop-secure.conf", tmp_path, replace)
+    hop = serve("--listen", f"127.0.0.1:{to_serve}", "--tls-cert", str(tls.cert),
+                "--tls-key", str(tls.key), "--to", f"forward+tls://127.0.0.1:{back}",
+                "--to-tls-ca", str(own.ca), "--tag-prefix", "enriched",
+                "--log-format", CUSTOM_FORMAT,
+                environ=env(NGX_ENRICH_SHARED_KEY=key, NGX_ENRICH_TO_SHARED_KEY=key))
+    bad = _bad_fluentd(tmp_path, to_serve, key, tls.ca)
+    lines = corpus()
+    proc = Proc([str(FLUENTD), "-c", str(conf)], cwd=tmp_path,
+                environ=env(NGX_ENRICH_SHARED_KEY=key), name="fluentd")
+    try:
+        got = _run_until(proc, tmp_path / "logs", len(lines), lines)
+        append(tmp_path / "logs", list(numbered(100)))  # the good sender keeps going
+        wait_until(lambda: len(arrivals(proc)) >= len(lines) + 100, "more events")
+        wait_until(lambda: "shared key mismatch" in hop.text(), "the wrong key refused", 30)
+    finally:
+        bad.stop()
+        proc.stop(signal.SIGTERM)
+        hop.stop()
+    everything = arrivals(proc)
+    assert not [a for a in everything if "INTRUDER" in (raw_text(a.record) or "")]
+    check_arrivals(lines, [a for a in got if "/n/" not in (raw_text(a.record) or "")],
+                   tags={k: f"enriched.{v}" for k, v in TAGS.items()})
+    assert set(numbers(raw_text(a.record) or "" for a in everything)) == set(range(100))
+    refusals = hop.text()
+    assert "shared key mismatch" in refusals  # the wrong key
+    assert "expected PING, got ['bad.no-key'" in refusals  # no key: records instead of a PING

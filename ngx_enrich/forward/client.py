@@ -52,6 +52,11 @@ class ForwardClient:
         self._failing = 0
 
     @property
+    def failing(self) -> bool:
+        """Whether the last attempt to reach the next hop failed."""
+        return self._failing > 0
+
+    @property
     def address(self) -> str:
         """host:port of the next hop."""
         return f"{self.host}:{self.port}"
@@ -117,7 +122,7 @@ class ForwardClient:
     async def _handshake(self, shared_key: str) -> None:
         assert self._writer is not None
         nonce = protocol.read_helo(await self._read(self.connect_timeout))
-        salt = os.urandom(16)
+        salt = os.urandom(16).hex()  # text, as Fluentd sends it (Fluent Bit wants a str)
         self._writer.write(protocol.make_ping(self.self_hostname, salt, nonce, shared_key))
         protocol.check_pong(
             await self._read(self.connect_timeout),

@@ -358,13 +358,13 @@ def read_helo(msg: Any) -> bytes:
     nonce = options.get("nonce")
     if not isinstance(nonce, str | bytes):
         raise HandshakeError("HELO carries no nonce")
-    auth = options.get("auth")
-    if auth not in (None, "", b""):
-        raise HandshakeError("the server asks for a username and password, which is unsupported")
+    # `auth` is a salt for user authentication. Fluentd's in_forward sends one whenever it has
+    # a <security> section, users or not, so it proves nothing: the PING carries an empty
+    # username, and a server that does require users refuses it in its PONG.
     return _raw(nonce)
 
 
-def make_ping(hostname: str, salt: bytes, nonce: bytes, shared_key: str) -> bytes:
+def make_ping(hostname: str, salt: str | bytes, nonce: bytes, shared_key: str) -> bytes:
     """The client's PING for a HELO with `nonce`."""
     digest = shared_key_digest(salt, hostname, nonce, shared_key)
     return packer().pack(["PING", hostname, salt, digest, "", ""])
@@ -394,7 +394,9 @@ def make_pong(
     return packer().pack(["PONG", ok, reason, self_hostname, digest])
 
 
-def check_pong(msg: Any, *, salt: bytes, nonce: bytes, shared_key: str, self_hostname: str) -> None:
+def check_pong(
+    msg: Any, *, salt: str | bytes, nonce: bytes, shared_key: str, self_hostname: str
+) -> None:
     """Verify a PONG or raise HandshakeError."""
     if type(msg) is not list or len(msg) != 5 or as_text(msg[0])[0] != "PONG":
         raise HandshakeError(f"expected PONG, got {brief(msg)}")

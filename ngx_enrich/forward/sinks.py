@@ -168,7 +168,12 @@ class ForwardBatch(Batch):
 
 
 class ForwardSink(Sink):
-    """The next forward hop, acked: a batch is delivered when the hop acknowledges it."""
+    """The next forward hop, acked: a batch is delivered when the hop acknowledges it.
+
+    Batches go one at a time. While the hop is down, one batch keeps retrying and every other
+    is refused at once (the sender keeps it and sends it again), so an outage costs no memory
+    here: the backlog stays in the sender's buffer, where it is meant to be.
+    """
 
     def __init__(self, client: ForwardClient, *, retry_timeout: float) -> None:
         self.client = client
@@ -181,6 +186,8 @@ class ForwardSink(Sink):
 
     async def deliver(self, batch: Batch) -> None:
         assert isinstance(batch, ForwardBatch)
+        if self.client.failing and self._lock.locked():
+            raise DeliveryError(f"{self.description} is down; another chunk is retrying")
         try:
             async with asyncio.timeout(self.retry_timeout), self._lock:
                 await self.client.send(batch.tag, batch.entries.payload(), batch.count)
