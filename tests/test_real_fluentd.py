@@ -288,3 +288,39 @@ def test_secure_forward_hop_refuses_wrong_senders(tmp_path: Path) -> None:
     refusals = hop.text()
     assert "shared key mismatch" in refusals  # the wrong key
     assert "expected PING, got ['bad.no-key'" in refusals  # no key: records instead of a PING
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_json_exec_filter_delay(pad: bool, tmp_path: Path) -> None:
+    """Fluentd reads a JSON child's stdout in stream_buffer_size blocks: without --pad-to the
+    records of the last, partly filled block wait (here until shutdown); with it none wait."""
+    import time
+
+    prepare_logs(tmp_path / "logs")
+    replace = _paths(tmp_path)
+    if not pad:
+        replace[" --pad-to 8192"] = ""
+    conf = render(EXAMPLES / "fluentd" / "exec-filter-json.conf", tmp_path, replace)
+    lines = [line for line in corpus(custom_format=False) if line.stream == "error"][:22]
+    proc = fluentd(conf)
+    logs = tmp_path / "logs"
+    try:
+        wait_until(lambda: opened_by_any(logs / "error.log"), "Fluentd to follow the log")
+        start = time.monotonic()
+        append(logs, lines)
+        if pad:
+            wait_until(lambda: len(arrivals(proc)) >= len(lines), "every record", 30)
+        else:
+            wait_until(lambda: arrivals(proc), "the first block", 30)
+            time.sleep(5)  # four flush intervals and more
+        live, waited = len(arrivals(proc)), time.monotonic() - start
+    finally:
+        proc.stop(signal.SIGTERM)
+    assert len(arrivals(proc)) == len(lines)  # at shutdown the held records come out
+    if pad:
+        assert live == len(lines)
+    else:
+        assert live < len(lines)
+    rest = f", {len(lines) - live} at shutdown" if live < len(lines) else ""
+    print(f"\nexec_filter JSON, --pad-to {'8192' if pad else 'off'}: {live} of {len(lines)} "
+          f"records out within {waited:.1f}s{rest}")
