@@ -7,11 +7,12 @@ replaced, and non-string keys are written as strings.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgpack
 import orjson
+
+from ngx_enrich.eventtime import NS, utc_text
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 _LINE = _OPTIONS | orjson.OPT_APPEND_NEWLINE
@@ -19,7 +20,7 @@ _LINE = _OPTIONS | orjson.OPT_APPEND_NEWLINE
 
 def event_time_text(seconds: int, nanos: int) -> str:
     """`2026-04-08T21:07:15.123456789Z`."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+    return utc_text(seconds * NS + nanos, 9)
 
 
 def _default(obj: Any) -> Any:

@@ -102,11 +102,6 @@ class Enricher:
         except Exception as exc:  # a bug must not cost the record or the stream
             return self._other(dict(record), f"internal error ({type(exc).__name__})")
 
-    def enrich_event(self, record: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
-        """Enrich a record; also return its own time (ns since the epoch) if it has one."""
-        out = self.enrich_record(record)
-        return out, eventtime.own_time_ns(out, self.options.key)
-
     def _line(self, line: str, parse_error: str | None) -> dict[str, Any]:
         if line[:1] == "{":
             try:

@@ -360,8 +360,16 @@ def category_of(record: dict[str, Any]) -> str | None:
     return error.get("type") if isinstance(error, dict) else None
 
 
+def kind_of(record: dict[str, Any]) -> str | None:
+    for key in ("ngx", "event"):
+        value = record.get(key)
+        if isinstance(value, dict) and "kind" in value:
+            return str(value["kind"])
+    return record.get("ngx_kind")
+
+
 def check_arrivals(expected: list[Line], arrived: list[Arrival], *, tags: dict[str, str],
-                   exact_time: bool = True) -> None:
+                   exact_time: bool = True, label: str = "") -> None:
     """Every expected record arrived once, enriched with its category, tag and own time."""
     pending: dict[str, list[Arrival]] = {}
     for item in arrived:
@@ -385,3 +393,7 @@ def check_arrivals(expected: list[Line], arrived: list[Arrival], *, tags: dict[s
     extra = [t for t, items in pending.items() for _ in items]
     assert not problems, "\n".join(problems[:20])
     assert not extra, f"{len(extra)} unexpected records, e.g. {extra[:3]}"
+    if label:
+        enriched = sum(1 for a in arrived if kind_of(a.record) in ("error", "access"))
+        print(f"\n{label}: {len(expected)} records in, {len(arrived)} arrived, "
+              f"{enriched} enriched")

@@ -144,7 +144,8 @@ def test_forward_loop(name: str, schema: str, tmp_path: Path) -> None:
         finally:
             proc.stop()
             hop.stop()
-    check_arrivals(lines, got, tags={k: f"enriched.{v}" for k, v in TAGS.items()})
+    check_arrivals(lines, got, tags={k: f"enriched.{v}" for k, v in TAGS.items()},
+                   label=f"{name} ({schema}), es rejects {len(es.rejects)}")
     _check_es(es)
     assert all(index.startswith("nginx-2026.11.29") for index, _, _ in es.documents)
 
@@ -168,7 +169,8 @@ def test_exec_source(name: str, tmp_path: Path) -> None:
             got = _deliver(proc, es, tmp_path / "logs", lines)
         finally:
             proc.stop()
-    check_arrivals(lines, got, tags={"error": "nginx.enriched", "access": "nginx.enriched"})
+    check_arrivals(lines, got, tags={"error": "nginx.enriched", "access": "nginx.enriched"},
+                   label=f"{name}, es rejects {len(es.rejects)}")
     _check_es(es)
 
 
@@ -238,7 +240,8 @@ def test_kubernetes_daemonset_config(tmp_path: Path) -> None:
     for path in (cri_file, docker_file):
         tag = "enriched.kube." + str(path).strip("/").replace("/", ".")
         got = [a for a in es_arrivals(es) if a.tag == tag]
-        check_arrivals(lines, got, tags={"error": tag, "access": tag})
+        check_arrivals(lines, got, tags={"error": tag, "access": tag},
+                       label=f"kubernetes.yaml ({path.name}), es rejects {len(es.rejects)}")
         streams = {(raw_text(a.record) or "").rstrip("\n"): a.record.get("stream") for a in got}
         assert all(streams[line.text] == ("stderr" if line.stream == "error" else "stdout")
                    for line in lines)
@@ -315,7 +318,8 @@ def test_secure_forward_loop_refuses_wrong_senders(tmp_path: Path) -> None:
             hop.stop()
     assert not [a for a in es_arrivals(es) if "INTRUDER" in (raw_text(a.record) or "")]
     check_arrivals(lines, [a for a in got if "/n/" not in (raw_text(a.record) or "")],
-                   tags={k: f"enriched.{v}" for k, v in TAGS.items()})
+                   tags={k: f"enriched.{v}" for k, v in TAGS.items()},
+                   label=f"forward-loop-secure.conf, es rejects {len(es.rejects)}")
     _check_es(es)
     refusals = hop.text()
     assert "shared key mismatch" in refusals

@@ -96,7 +96,7 @@ def test_exec_filter_config_enriches_every_record(name: str, tmp_path: Path) -> 
         got = _run_until(proc, tmp_path / "logs", len(lines), lines)
     finally:
         proc.stop(signal.SIGTERM)
-    check_arrivals(lines, got, tags=TAGS)
+    check_arrivals(lines, got, tags=TAGS, label=name)
     # what ngx-enrich wrote back parsed for Fluentd: no parser errors in its log
     assert "pattern not matched" not in proc.text() and "error_class" not in proc.text()
 
@@ -115,7 +115,8 @@ def test_forward_hop_config_enriches_every_record(tmp_path: Path) -> None:
     finally:
         proc.stop(signal.SIGTERM)
         hop.stop()
-    check_arrivals(lines, got, tags={k: f"enriched.{v}" for k, v in TAGS.items()})
+    check_arrivals(lines, got, tags={k: f"enriched.{v}" for k, v in TAGS.items()},
+                   label="fluentd-forward-loop.conf")
 
 
 def test_forward_hop_survives_serve_killed_mid_stream(tmp_path: Path) -> None:
@@ -283,7 +284,8 @@ def test_secure_forward_hop_refuses_wrong_senders(tmp_path: Path) -> None:
     everything = arrivals(proc)
     assert not [a for a in everything if "INTRUDER" in (raw_text(a.record) or "")]
     check_arrivals(lines, [a for a in got if "/n/" not in (raw_text(a.record) or "")],
-                   tags={k: f"enriched.{v}" for k, v in TAGS.items()})
+                   tags={k: f"enriched.{v}" for k, v in TAGS.items()},
+                   label="fluentd-forward-loop-secure.conf")
     assert set(numbers(raw_text(a.record) or "" for a in everything)) == set(range(100))
     refusals = hop.text()
     assert "shared key mismatch" in refusals  # the wrong key

@@ -23,6 +23,7 @@ from typing import Any, TypeAlias
 
 import msgpack
 
+from ngx_enrich import eventtime
 from ngx_enrich.text import as_text
 
 EVENT_TIME = 0
@@ -78,7 +79,7 @@ def unpacker(limits: Limits, size: int | None = None) -> msgpack.Unpacker:
 
 def event_time(seconds: int, nanoseconds: int = 0) -> msgpack.ExtType:
     """EventTime for `seconds` since the epoch plus `nanoseconds`."""
-    return msgpack.ExtType(EVENT_TIME, _EVENT_TIME_STRUCT.pack(seconds, nanoseconds))
+    return eventtime.event_time(seconds * eventtime.NS + nanoseconds)
 
 
 def is_time(value: object) -> bool:
