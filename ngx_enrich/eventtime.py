@@ -54,8 +54,9 @@ def utc_text(ns: int, digits: int = 6, zone: str = "Z") -> str:
     return f"{stamp}.{nanos:09d}"[: 20 + digits] + zone
 
 
+@functools.lru_cache(maxsize=1024)
 def event_time(ns: int) -> msgpack.ExtType:
-    """Forward-protocol EventTime (msgpack ext type 0)."""
+    """Forward-protocol EventTime (msgpack ext type 0); cached, as lines share their second."""
     seconds, nanos = divmod(ns, NS)
     return msgpack.ExtType(0, seconds.to_bytes(4, "big") + nanos.to_bytes(4, "big"))
 

@@ -24,7 +24,15 @@ def _has_bytes(value: Any) -> bool:
     if kind is bytes:
         return True
     if kind is dict:
-        return any(type(k) is bytes or _has_bytes(v) for k, v in value.items())
+        for key, item in value.items():
+            if type(key) is bytes:
+                return True
+            inner = type(item)
+            if inner is str:  # the common case first
+                continue
+            if inner is bytes or ((inner is dict or inner is list) and _has_bytes(item)):
+                return True
+        return False
     if kind is list:
         return any(_has_bytes(v) for v in value)
     return False

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ngx_enrich import eventtime
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.sinks import Batch, DeliveryError, Sink, host_port
 
@@ -273,7 +274,7 @@ class ForwardServer:
                 if own_time is not None:
                     ns = own_time(record)
                     if ns is not None:
-                        time = protocol.event_time(*divmod(ns, 1_000_000_000))
+                        time = eventtime.event_time(ns)
             except Exception as exc:  # pass the record on unenriched rather than lose it
                 self._enrich_failures += 1
                 failures = self._enrich_failures
