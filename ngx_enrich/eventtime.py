@@ -42,7 +42,7 @@ def own_time_ns(record: dict[str, Any], key: str = "ngx") -> int | None:
     value = ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
     if isinstance(value, str):
         return _iso_ns(value, _zone())
-    if type(value) in (int, float) and math.isfinite(value) and value >= 0:
+    if (type(value) is int or type(value) is float) and math.isfinite(value) and value >= 0:
         return round(value * NS)
     return None
 

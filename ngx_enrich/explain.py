@@ -26,7 +26,7 @@ def as_record(text: str, enricher: Enricher) -> dict[str, Any]:
     text = text.strip()
     if text.isdigit() and len(text) == 3:
         line = f'- - - [01/Jan/1970:00:00:00 +0000] "GET / HTTP/1.1" {text} 0 "-" "-"'
-        ngx = enricher.enrich_line(line)[enricher.options.key]
+        ngx: dict[str, Any] = enricher.enrich_line(line)[enricher.options.key]
         return {k: v for k, v in ngx.items() if k not in _SYNTHETIC}
     ngx = enricher.enrich_line(text)[enricher.options.key]
     if ngx["kind"] != "other":

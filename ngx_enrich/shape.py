@@ -87,9 +87,9 @@ class Shaper:
         if kind == "error" and "time" in fields:
             fields["time"] = self.local_time(fields["time"])
         if "errno" in fields:
-            name = errno_name(fields["errno"])
-            if name:
-                fields["errno_name"] = name
+            symbol = errno_name(fields["errno"])
+            if symbol:
+                fields["errno_name"] = symbol
         ngx.update(fields)
         return ngx
 

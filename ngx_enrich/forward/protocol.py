@@ -97,7 +97,7 @@ def time_ns(value: Time) -> int:
     """Nanoseconds since the epoch of an event time."""
     if isinstance(value, msgpack.ExtType):
         seconds, nanos = _EVENT_TIME_STRUCT.unpack(value.data)
-        return seconds * 1_000_000_000 + nanos
+        return int(seconds) * 1_000_000_000 + int(nanos)
     if isinstance(value, float):
         whole: int = math.floor(value)
         return whole * 1_000_000_000 + round((value - whole) * 1e9)
@@ -289,6 +289,12 @@ def packer() -> msgpack.Packer:
     return msgpack.Packer(use_bin_type=True, unicode_errors=_SURROGATE, default=_pack_default)
 
 
+def pack(obj: Any) -> bytes:
+    """`obj` as msgpack, with `packer()`'s settings."""
+    data: bytes = packer().pack(obj)
+    return data
+
+
 class EntryPacker:
     """Builds a PackedForward stream of plain `[time, record]` entries."""
 
@@ -316,12 +322,12 @@ def encode_packed_forward(
     options: dict[str, Any] = {"size": size}
     if chunk is not None:
         options["chunk"] = chunk
-    return packer().pack([tag, payload, options])
+    return pack([tag, payload, options])
 
 
 def encode_ack(chunk: str | bytes) -> bytes:
     """The `{"ack": chunk}` response, echoing the chunk's bytes and type."""
-    return packer().pack({"ack": chunk})
+    return pack({"ack": chunk})
 
 
 def new_chunk_id() -> str:
@@ -347,7 +353,7 @@ def shared_key_digest(salt: str | bytes, hostname: str, nonce: str | bytes, shar
 
 def make_helo(nonce: bytes) -> bytes:
     """The server's HELO (no user authentication, keepalive allowed)."""
-    return packer().pack(["HELO", {"nonce": nonce, "auth": b"", "keepalive": True}])
+    return pack(["HELO", {"nonce": nonce, "auth": b"", "keepalive": True}])
 
 
 def read_helo(msg: Any) -> bytes:
@@ -368,7 +374,7 @@ def read_helo(msg: Any) -> bytes:
 def make_ping(hostname: str, salt: str | bytes, nonce: bytes, shared_key: str) -> bytes:
     """The client's PING for a HELO with `nonce`."""
     digest = shared_key_digest(salt, hostname, nonce, shared_key)
-    return packer().pack(["PING", hostname, salt, digest, "", ""])
+    return pack(["PING", hostname, salt, digest, "", ""])
 
 
 def check_ping(msg: Any, *, nonce: bytes, shared_key: str, self_hostname: str) -> tuple[bytes, str]:
@@ -392,7 +398,7 @@ def make_pong(
 ) -> bytes:
     """The server's PONG; the digest proves the server knows the shared key too."""
     digest = shared_key_digest(salt, self_hostname, nonce, shared_key) if ok else ""
-    return packer().pack(["PONG", ok, reason, self_hostname, digest])
+    return pack(["PONG", ok, reason, self_hostname, digest])
 
 
 def check_pong(
