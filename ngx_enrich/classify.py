@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from ngx_enrich.catalog import Catalog, Rule, Status, Template
@@ -36,21 +36,6 @@ class Verdict:
     text: dict[str, Template]
     check: tuple[str, ...]
     extract: Any = None
-
-
-@cache
-def _fallback(level: str) -> Verdict:
-    area = "config" if level == "emerg" else "other"
-    text = {
-        "en": Template.compile(
-            "Nginx logged this {level?} message, which the catalogue does not describe yet; "
-            "read the message itself and the lines with the same connection id."),
-        "zh": Template.compile(
-            "Nginx 记录了这条 {level?} 消息，但目录中还没有它的说明；请阅读消息原文，"
-            "并查看同一连接编号的其他日志行。"),
-    }
-    return Verdict("unknown", area, LEVEL_SEVERITY.get(level, "info"), "fallback", text,
-                   ("error_log",))
 
 
 def _verdict(rule: Rule) -> Verdict:
@@ -90,6 +75,19 @@ class Classifier:
         self._candidates: dict[tuple[Any, ...], tuple[Rule, ...]] = {}
         self._statuses = {code: _status_verdict(s) for code, s in catalog.statuses.items()}
         self._lookup: Callable[..., Verdict] = lru_cache(maxsize=cache_size)(self._find)
+        self._fallback_text = {lang: Template.compile(words["fallback"])
+                               for lang, words in catalog.phrases.items()}
+        self._fallbacks: dict[str, Verdict] = {}
+
+    def fallback(self, level: str) -> Verdict:
+        """The verdict for a record no rule describes: area and severity from its level."""
+        verdict = self._fallbacks.get(level)
+        if verdict is None:
+            area = "config" if level == "emerg" else "other"
+            verdict = Verdict("unknown", area, LEVEL_SEVERITY.get(level, "info"), "fallback",
+                              self._fallback_text, ("error_log",))
+            self._fallbacks[level] = verdict
+        return verdict
 
     def side(self, head: str, action: str | None) -> str:
         """Which end of the connection failed: the message's subject, else its action."""
@@ -114,7 +112,7 @@ class Classifier:
     def status(self, code: int) -> Verdict:
         """The verdict for an access-log status code (by exact code, then by class)."""
         verdict = self._statuses.get(code) or self._statuses.get(f"{code // 100}xx")
-        return verdict or _fallback("info")
+        return verdict or self.fallback("info")
 
     def _find(self, level: str, head: str, syscall: str | None, errno: int | None,
               action: str | None, ssl: str | None) -> Verdict:
@@ -122,7 +120,7 @@ class Classifier:
         for rule in self._candidates_for(_first_word(head), errno, level, side):
             if _matches(rule, level, head, syscall, errno, action, side, ssl):
                 return self._verdicts[rule.id]
-        return _fallback(level)
+        return self.fallback(level)
 
 
     def _candidates_for(self, word: str, errno: int | None, level: str,

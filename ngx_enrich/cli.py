@@ -51,8 +51,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lang", choices=("en", "zh"), default="en",
-                        help="language of explanations and hints (default: en)")
+    parser.add_argument("--lang", choices=catalog.LANGS, default=catalog.LANGS[0],
+                        help="language of explanations and hints (default: %(default)s)")
     parser.add_argument("--schema", choices=SCHEMAS, default="default",
                         help="output shape: default (ngx object), flat (ngx_* keys) or ecs")
     parser.add_argument("--key", default="ngx", help="name of the added object (default: ngx)")
@@ -229,7 +229,9 @@ def _pump_one(fd: int, args: argparse.Namespace, enricher: Enricher, env: Env) -
 
 
 def run_explain(args: argparse.Namespace, env: Env) -> int:
-    text = explain.render(explain.as_record(" ".join(args.text), make_enricher(args)), args.lang)
+    enricher = make_enricher(args)
+    record = explain.as_record(" ".join(args.text), enricher)
+    text = explain.render(record, args.lang, enricher.classifier.catalog.phrases[args.lang])
     env.stdout.write(text.encode())
     return Exit.OK
 

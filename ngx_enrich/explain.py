@@ -6,14 +6,6 @@ from typing import Any
 
 from ngx_enrich.pipeline import Enricher
 
-_LABELS = {
-    "en": {"what": "What happened", "check": "What to check", "parsed": "Parsed",
-           "area": "area", "severity": "severity", "rule": "rule", "other":
-           "This does not look like an Nginx log line, status code or message."},
-    "zh": {"what": "发生了什么", "check": "需要检查", "parsed": "解析结果",
-           "area": "领域", "severity": "严重程度", "rule": "规则", "other":
-           "这看起来不像 Nginx 日志行、状态码或消息。"},
-}
 _SHOWN = ("level", "status", "syscall", "peer", "file_path", "errno", "errno_name", "ssl_error",
           "action", "side", "client", "server", "request", "upstream", "host", "zone", "excess",
           "directive", "conf_file", "conf_line", "pool", "method", "path")
@@ -41,22 +33,23 @@ def as_record(text: str, enricher: Enricher) -> dict[str, Any]:
     return ngx
 
 
-def render(ngx: dict[str, Any], lang: str) -> str:
-    """Plain text for a terminal."""
-    words = _LABELS[lang]
+def render(ngx: dict[str, Any], lang: str, phrases: dict[str, str]) -> str:
+    """Plain text for a terminal; `phrases` are the catalogue's words for `lang`."""
+    words = phrases
     if ngx["kind"] == "other":
-        return words["other"] + "\n"
+        return words["explain_other"] + "\n"
     lines = [
-        f"{ngx['category']}  ({words['area']}: {ngx['area']}, {words['severity']}: "
-        f"{ngx['severity']}, {words['rule']}: {ngx['rule']})",
+        f"{ngx['category']}  ({words['explain_area']}: {ngx['area']}, "
+        f"{words['explain_severity']}: {ngx['severity']}, {words['explain_rule']}: "
+        f"{ngx['rule']})",
         "",
-        words["what"],
+        words["explain_what"],
         f"  {ngx['explanation']}",
         "",
-        words["check"],
-        f"  {ngx['hint'].split(': ', 1)[-1].split('：', 1)[-1]}",
+        words["explain_check"],
+        f"  {ngx['hint'].removeprefix(words['hint_prefix'])}",
     ]
     parsed = [f"  {key}: {ngx[key]}" for key in _SHOWN if key in ngx]
     if parsed:
-        lines += ["", words["parsed"], *parsed]
+        lines += ["", words["explain_parsed"], *parsed]
     return "\n".join(lines) + "\n"

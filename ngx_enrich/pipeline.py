@@ -81,7 +81,7 @@ class Enricher:
             cat = catalog.load(self.options.rules) if self.options.rules else catalog.builtin()
         self.classifier = Classifier(cat)
         self.shaper = Shaper(self.options.lang, self.options.key, self.options.schema,
-                             cat.check_zh)
+                             cat.check_zh, cat.phrases[self.options.lang])
         fields: Iterable[str | None] = (self.options.field, *TEXT_KEYS)
         self._text_keys = tuple(dict.fromkeys(k for k in fields if k))
         fmt = self.options.access_format

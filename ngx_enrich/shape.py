@@ -28,10 +28,13 @@ def errno_name(number: int) -> str | None:
 class Shaper:
     """Renders verdicts into records for one language, key and schema."""
 
-    def __init__(self, lang: str = "en", key: str = "ngx", schema: str = "default",
-                 translations: dict[str, str] | None = None) -> None:
+    def __init__(self, lang: str, key: str, schema: str, translations: dict[str, str],
+                 phrases: dict[str, str]) -> None:
+        """`translations`: check items in Chinese; `phrases`: the catalogue's words for
+        `lang` (hint prefix, list separator)."""
         self.lang = lang
-        self._translations = translations if lang == "zh" and translations else {}
+        self._translations = translations if lang == "zh" else {}
+        self._phrases = phrases
         self.key = key
         self.schema = schema
         self._times: dict[str, str] = {}
@@ -55,14 +58,15 @@ class Shaper:
         key = (verdict.rule, verdict.area, verdict.severity)
         frag = self._fragments.get(key)
         if frag is None:
-            hint = ("、" if self.lang == "zh" else ", ").join(
+            words = self._phrases
+            hint = words["list_separator"].join(
                 self._translations.get(item, item) for item in verdict.check)
             frag = {
                 "category": verdict.category,
                 "area": verdict.area,
                 "severity": verdict.severity,
                 "rule": verdict.rule,
-                "hint": ("检查：" if self.lang == "zh" else "Check: ") + hint,
+                "hint": words["hint_prefix"] + hint,
             }
             static = verdict.text[self.lang].static
             if static is not None:

@@ -147,6 +147,8 @@ class Catalog:
     statuses: dict[int | str, Status] = field(default_factory=dict)
     actions: list[tuple[str, str]] = field(default_factory=list)
     check_zh: dict[str, str] = field(default_factory=dict)
+    phrases: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Words that belong to no rule (hint prefix, fallback, explain's labels), per language."""
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -330,10 +332,31 @@ def _read_check_zh(problems: list[str]) -> dict[str, str]:
     return {k: v for k, v in table.items() if k not in bad}
 
 
+PHRASE_KEYS = frozenset((
+    "hint_prefix", "list_separator", "fallback", "explain_what", "explain_check",
+    "explain_parsed", "explain_area", "explain_severity", "explain_rule", "explain_other",
+))
+
+
+def _read_phrases(problems: list[str]) -> dict[str, dict[str, str]]:
+    data = _read(HERE / "phrases.toml", problems)
+    for lang in sorted(set(data) ^ set(LANGS)):
+        problems.append(f"phrases.toml: language {lang!r} is "
+                        + ("not one of " + ", ".join(LANGS) if lang in data else "missing"))
+    phrases = {}
+    for lang in LANGS:
+        table = data.get(lang, {})
+        for key in sorted(set(table) ^ PHRASE_KEYS):
+            state = "unknown" if key in table else "missing"
+            problems.append(f"phrases.toml: [{lang}] {key}: {state} key")
+        phrases[lang] = {k: v for k, v in table.items() if isinstance(v, str)}
+    return phrases
+
+
 def rule_files() -> list[Path]:
     """Built-in rule files: area files by name, then the structural families last."""
     files = sorted(p for p in HERE.glob("*.toml") if p.name not in (
-        "statuses.toml", "actions.toml", "families.toml", "check_zh.toml"))
+        "statuses.toml", "actions.toml", "families.toml", "check_zh.toml", "phrases.toml"))
     return [*files, HERE / "families.toml"]
 
 
@@ -348,6 +371,7 @@ def load(user_rules: Iterable[Path] = ()) -> Catalog:
         statuses=_read_statuses(problems),
         actions=_read_actions(problems),
         check_zh=_read_check_zh(problems),
+        phrases=_read_phrases(problems),
     )
     if problems:
         raise CatalogError(problems)
