@@ -7,7 +7,7 @@ from typing import Any
 from ngx_enrich.pipeline import Enricher
 
 _SHOWN = ("level", "status", "syscall", "peer", "file_path", "errno", "errno_name", "ssl_error",
-          "action", "side", "client", "server", "request", "upstream", "host", "zone", "excess",
+          "action", "client", "server", "request", "upstream", "host", "zone", "excess",
           "directive", "conf_file", "conf_line", "pool", "method", "path")
 _SYNTHETIC = ("remote_addr", "ident", "time", "request", "method", "path", "protocol", "bytes")
 _BARE_PREFIX = "1970/01/01 00:00:00 [{level}] 0#0: "

@@ -43,7 +43,6 @@ FIELDS: tuple[Field, ...] = (
     Field("ssl_error", "keyword", None, "the OpenSSL error queue text"),
     Field("tls_alert", "integer", None, "TLS alert number the peer sent (46: certificate unknown)"),
     Field("action", "keyword", None, "what Nginx was doing (the `while` part)"),
-    Field("side", "keyword", None, "client | upstream: which end failed"),
     Field("client", "keyword", "source.address", "client address"),
     Field("server", "keyword", "server.address", "server name or listen address"),
     Field("request", "keyword", None, "request line"),
@@ -96,5 +95,3 @@ FIELDS: tuple[Field, ...] = (
     Field("request_id", "keyword", None, "request id"),
     Field("extra", "keyword", None, "unparsed remainder of a longer access format"),
 )
-
-NAMES: frozenset[str] = frozenset(f.name for f in FIELDS)

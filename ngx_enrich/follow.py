@@ -22,9 +22,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
-from ngx_enrich.encode import json_lines
 from ngx_enrich.eventtime import own_time_ns, utc_text
 from ngx_enrich.io import Joiner, Line, decode, starts_record
 
@@ -496,14 +495,6 @@ def shape_batch(
     return out
 
 
-def json_lines_writer(stream: BinaryIO) -> Callable[[list[dict[str, Any]]], None]:
-    """A `write(records)` that writes JSON lines to `stream` and flushes."""
-
-    def write(records: list[dict[str, Any]]) -> None:
-        stream.write(json_lines(records))
-        stream.flush()
-
-    return write
 
 
 # --------------------------------------------------------------------------- command glue

@@ -67,7 +67,7 @@ def test_stable_categories_kept() -> None:
 
 
 def test_match_keys_stay_literal() -> None:
-    """Heads, substrings and actions are plain text, so the Lua export can use them as-is."""
+    """Heads, substrings and actions are plain text (matched as prefixes and substrings)."""
     for rule in RULES:
         m = rule.match
         for text in (*m.head, *m.contains, *m.action, *m.ssl, *m.syscall):

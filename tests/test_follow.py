@@ -24,6 +24,7 @@ import pytest
 
 from ngx_enrich import follow
 from ngx_enrich.follow import Tailer
+from ngx_enrich.io import write_json_lines
 from ngx_enrich.pipeline import Enricher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -402,7 +403,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def run_once(argv: list[str], enrich: Callable[[str], dict[str, Any]]) -> list[dict[str, Any]]:
     out = io.BytesIO()
-    assert follow.run(parse(["--once", *argv]), enrich, follow.json_lines_writer(out)) == 0
+    assert follow.run(parse(["--once", *argv]), enrich,
+                      lambda records: write_json_lines(out, records)) == 0
     return [orjson.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -500,9 +502,10 @@ def _read_line(proc: subprocess.Popen[bytes]) -> bytes:
 SCRIPT = """
 import argparse, sys
 from ngx_enrich import follow
+from ngx_enrich.io import write_json_lines
 parser = argparse.ArgumentParser()
 follow.add_arguments(parser)
-write = follow.json_lines_writer(sys.stdout.buffer)
+write = lambda records: write_json_lines(sys.stdout.buffer, records)
 sys.exit(follow.run(parser.parse_args(sys.argv[1:]), lambda line: {"log": line}, write))
 """
 

@@ -25,7 +25,6 @@ __all__ = [
     "LogFormatParser",
     "compile_log_format",
     "parse_json_access",
-    "parser_from_conf",
     "read_nginx_conf_formats",
 ]
 
@@ -312,10 +311,6 @@ class LogFormatParser:
     def __repr__(self) -> str:
         return f"LogFormatParser({self.fmt!r}, escape={self.escape!r})"
 
-    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-        """Pickled as its format (worker processes compile their own)."""
-        return compile_log_format, (self.fmt, self.escape)
-
 
 @lru_cache(maxsize=64)
 def compile_log_format(fmt: str, escape: str = "default") -> LogFormatParser:
@@ -436,15 +431,6 @@ def read_nginx_conf_formats(path: Path) -> dict[str, tuple[str, str]]:
             target = stream if "stream" in blocks else http
             target.setdefault(words[1], ("".join(args), escape))
     return {**stream, "combined": (COMBINED, "default"), **http}
-
-
-def parser_from_conf(path: Path, name: str) -> LogFormatParser:
-    """The compiled format `name` of an nginx.conf; KeyError lists the known names."""
-    formats = read_nginx_conf_formats(path)
-    if name not in formats:
-        known = ", ".join(sorted(formats))
-        raise KeyError(f"no log_format {name!r} in {path} (known: {known})")
-    return compile_log_format(*formats[name])
 
 
 # --- JSON access records ----------------------------------------------------------------
