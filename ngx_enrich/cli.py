@@ -223,9 +223,9 @@ def _pump_one(fd: int, args: argparse.Namespace, enricher: Enricher, env: Env) -
     if kind == "msgpack":
         pump_msgpack(fd, enricher.enrich_value, env.stdout, write, first)
     else:
-        pump(fd, enricher.enrich_line, env.stdout, quiet=args.quiet_flush,
-             multiline=not args.no_multiline, write=write, first=first,
-             starts=enricher.starts_record, pad_to=args.pad_to)
+        joiner = None if args.no_multiline else enricher.joiner()
+        pump(fd, enricher.enrich_line, env.stdout, joiner, quiet=args.quiet_flush, write=write,
+             first=first, pad_to=args.pad_to)
 
 
 def run_explain(args: argparse.Namespace, env: Env) -> int:
@@ -268,7 +268,7 @@ def run_follow(args: argparse.Namespace, env: Env) -> int:
     enricher = make_enricher(args)
     return follow.run(args, enricher.enrich_line,
                       lambda records: write_json_lines(env.stdout, records),
-                      starts=enricher.starts_record)
+                      joiner=enricher.joiner)
 
 
 def run_export(args: argparse.Namespace, env: Env) -> int:

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ngx_enrich.eventtime import own_time_ns, utc_text
-from ngx_enrich.io import Joiner, Line, decode, starts_record
+from ngx_enrich.io import Joiner, Line, decode
+from ngx_enrich.parse.dispatch import opens_record, starts_record
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +476,7 @@ def shape_batch(
     *,
     time_key: str = "time",
     key: str = "ngx",
-    starts: Callable[[str], bool] = starts_record,
+    joiner: Callable[[], Joiner] = lambda: Joiner(starts_record, opens_record),
 ) -> list[dict[str, Any]]:
     """Enrich every line of `batch`, adding the time field and the source path.
 
@@ -486,8 +487,8 @@ def shape_batch(
     out = []
     # A multiline error record (FastCGI stderr) is written by Nginx in one go, so it is
     # joined within the batch; nothing is held across batches, so the saved offsets stay exact.
-    joiner = Joiner(starts)
-    for line, err in joiner.feed(batch.lines) + joiner.flush():
+    join = joiner()
+    for line, err in join.feed(batch.lines) + join.flush():
         record = _enrich(enrich_line, line, err)
         record[time_key] = event_time(record, key) or read_time
         record.setdefault("path", batch.path)
@@ -578,7 +579,7 @@ def run(
     args: argparse.Namespace,
     enrich_line: Callable[[str], dict[str, Any]],
     write: Callable[[list[dict[str, Any]]], None],
-    starts: Callable[[str], bool] = starts_record,
+    joiner: Callable[[], Joiner] = lambda: Joiner(starts_record, opens_record),
 ) -> int:
     """Run `ngx-enrich follow`; 0 on a clean stop (SIGTERM/SIGINT, --once, reader gone)."""
     stop = threading.Event()
@@ -588,7 +589,7 @@ def run(
     )
 
     def handle(batch: Batch) -> None:
-        write(shape_batch(batch, enrich_line, time_key=args.time_key, key=key, starts=starts))
+        write(shape_batch(batch, enrich_line, time_key=args.time_key, key=key, joiner=joiner))
 
     with _stop_on_signals(stop):
         try:

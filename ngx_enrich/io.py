@@ -20,9 +20,6 @@ from typing import Any, BinaryIO, cast
 import msgpack
 
 from ngx_enrich.encode import json_lines
-from ngx_enrich.parse.accesslog import parse_access_line
-from ngx_enrich.parse.errorlog import PREFIX_RE
-from ngx_enrich.parse.fpm import parse_fpm_line
 
 CHUNK = 1 << 16
 MAX_PENDING = 8 << 20  # a "line" longer than this is emitted in pieces
@@ -96,20 +93,16 @@ def _chomp(line: str) -> str:
     return line[:-1] if line.endswith("\r") else line
 
 
-def starts_record(line: str) -> bool:
-    """Whether a line that follows an error record begins a record of its own."""
-    if PREFIX_RE.match(line) or line.startswith("nginx: "):
-        return True
-    if line.startswith("{"):
-        return True
-    return parse_access_line(line) is not None or parse_fpm_line(line) is not None
-
-
 class Joiner:
-    """Groups physical lines into logical records."""
+    """Groups physical lines into logical records.
 
-    def __init__(self, starts: Callable[[str], bool] = starts_record) -> None:
+    `opens(line)`: the line starts a record that may continue on the next lines (an error-log
+    record); `starts(line)`: a line after such a record begins a record of its own.
+    """
+
+    def __init__(self, starts: Callable[[str], bool], opens: Callable[[str], bool]) -> None:
         self._starts = starts
+        self._opens = opens
         self._open: list[str] = []
         self._error: str | None = None
         self._is_error = False
@@ -118,7 +111,7 @@ class Joiner:
         """Add lines; return the records that are complete."""
         done: list[Line] = []
         for text, err in lines:
-            is_error = PREFIX_RE.match(text) is not None
+            is_error = self._opens(text)
             if (self._is_error and not is_error and len(self._open) < MAX_RECORD_LINES
                     and not self._starts(text)):
                 self._open.append(text)
@@ -245,20 +238,18 @@ class BlockPadding:
 
 
 def pump(fd: int, enrich: Callable[[str, str | None], dict[str, Any]], out: BinaryIO,
-         quiet: float = QUIET, multiline: bool = True, write: Writer = write_json_lines,
-         first: bytes = b"", starts: Callable[[str], bool] = starts_record,
-         pad_to: int = 0) -> int:
+         joiner: Joiner | None, quiet: float = QUIET, write: Writer = write_json_lines,
+         first: bytes = b"", pad_to: int = 0) -> int:
     """Enrich every record of `fd` into `out`; return the number of records written.
 
-    `starts` tells whether a line after an error record begins a record of its own. With
-    `pad_to`, the output is padded to a multiple of that many bytes whenever input pauses.
+    `joiner` groups multiline records (None: one record per line). With `pad_to`, the output
+    is padded to a multiple of that many bytes whenever input pauses.
     """
     count = 0
-    joiner = Joiner(starts) if multiline else None
     padded = BlockPadding(out, pad_to) if pad_to else None
     if padded is not None:
         out = cast(BinaryIO, padded)
-    for batch in read_lines(fd, quiet if multiline or padded else None, first):
+    for batch in read_lines(fd, quiet if joiner is not None or padded else None, first):
         if batch is None:
             records = joiner.flush() if joiner is not None else []
         elif joiner is None:

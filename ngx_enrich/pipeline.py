@@ -17,11 +17,9 @@ import orjson
 
 from ngx_enrich import catalog, eventtime
 from ngx_enrich.classify import Classifier
-from ngx_enrich.io import BAD_UTF8, starts_record
-from ngx_enrich.parse.accesslog import parse_access_line
-from ngx_enrich.parse.errorlog import parse_error_line
-from ngx_enrich.parse.fpm import parse_fpm_line
-from ngx_enrich.parse.logformat import LogFormatParser, compile_log_format, parse_json_access
+from ngx_enrich.io import BAD_UTF8, Joiner
+from ngx_enrich.parse.dispatch import opens_record, parse_text, starts_record
+from ngx_enrich.parse.logformat import compile_log_format, parse_json_access
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
 
@@ -47,28 +45,6 @@ class Options:
     # Record key holding the event time (Fluentd's <inject>/<extract>); when set, its value is
     # replaced by the record's own time wherever the line has one.
     time_key: str | None = None
-
-
-def parse_text(text: str, access: LogFormatParser | None = None
-               ) -> tuple[str, dict[str, Any] | None]:
-    """Recognise one raw line: ('error'|'access', fields) or ('other', None)."""
-    first = text[:1]
-    if first.isdigit() or first == "n":
-        fields = parse_error_line(text)
-        if fields is not None:
-            return "error", fields
-    elif first == "[":
-        fields = parse_fpm_line(text)
-        if fields is not None:
-            return "error", fields
-    if access is not None:
-        fields = access.parse(text)
-        if fields is not None:
-            return "access", fields
-    fields = parse_access_line(text)
-    if fields is not None:
-        return "access", fields
-    return "other", None
 
 
 class Enricher:
@@ -146,9 +122,11 @@ class Enricher:
 
     def starts_record(self, line: str) -> bool:
         """Whether `line` after an error record begins a record (for multiline joining)."""
-        if starts_record(line):
-            return True
-        return self._access_format is not None and self._access_format.parse(line) is not None
+        return starts_record(line, self._access_format)
+
+    def joiner(self) -> Joiner:
+        """A multiline joiner that knows this enricher's access format."""
+        return Joiner(self.starts_record, opens_record)
 
     def _text(self, text: str, base: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
         if not text:
