@@ -17,7 +17,8 @@ import orjson
 from ngx_enrich import __version__, catalog, explain
 from ngx_enrich.catalog import CatalogError
 from ngx_enrich.io import WRITERS, pump, pump_msgpack, sniff, write_json_lines
-from ngx_enrich.parse.logformat import ESCAPES, compile_log_format, read_nginx_conf_formats
+from ngx_enrich.parse.logformat import ESCAPES, compile_log_format
+from ngx_enrich.parse.nginxconf import read_nginx_conf_formats
 from ngx_enrich.pipeline import Enricher, Options
 from ngx_enrich.rules import load_checked
 from ngx_enrich.shape import SCHEMAS

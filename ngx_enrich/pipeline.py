@@ -19,18 +19,13 @@ from ngx_enrich import catalog, eventtime
 from ngx_enrich.classify import Classifier
 from ngx_enrich.io import BAD_UTF8, Joiner
 from ngx_enrich.parse.dispatch import opens_record, parse_text, starts_record
-from ngx_enrich.parse.logformat import compile_log_format, parse_json_access
+from ngx_enrich.parse.jsonrecord import parse_json_record, parse_json_text
+from ngx_enrich.parse.logformat import compile_log_format
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
 
 MAX_LINE = 64 * 1024
 TEXT_KEYS = ("log", "message", "msg")
-# Fluent Bit's `nginx` parser: its field -> our field.
-FLUENT_BIT_NGINX = {"remote": "remote_addr", "host": "ident", "user": "remote_user",
-                    "method": "method", "path": "path", "code": "status", "size": "bytes",
-                    "referer": "referer", "agent": "user_agent"}
-
-
 @dataclass(frozen=True, slots=True)
 class Options:
     """How records are enriched."""
@@ -103,9 +98,7 @@ class Enricher:
             text = record.get(key)
             if isinstance(text, str):
                 return self._text(text.rstrip("\r\n"), dict(record), parse_error)
-        fields = parse_json_access(record)
-        if fields is None and "code" in record and ("remote" in record or "path" in record):
-            fields = self._from_fluent_bit(record)
+        fields = parse_json_record(record)
         if fields is not None:
             if parse_error:
                 fields["parse_error"] = parse_error
@@ -134,7 +127,7 @@ class Enricher:
         if len(text) > MAX_LINE:
             return self._other(base, "line too long to parse")
         if text[:1] == "{":  # an `escape=json` access line inside `log`
-            json_fields = self._json_access(text)
+            json_fields = parse_json_text(text)
             if json_fields is not None:
                 return self._access(base, json_fields)
         kind, fields = parse_text(text, self._access_format)
@@ -154,26 +147,3 @@ class Enricher:
 
     def _other(self, base: dict[str, Any], reason: str) -> dict[str, Any]:
         return self.shaper.record(base, {"kind": "other", "parse_error": reason})
-
-    @staticmethod
-    def _json_access(text: str) -> dict[str, Any] | None:
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return None
-        return parse_json_access(obj) if isinstance(obj, dict) else None
-
-    @staticmethod
-    def _from_fluent_bit(record: dict[str, Any]) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
-        for theirs, ours in FLUENT_BIT_NGINX.items():
-            value = record.get(theirs)
-            if value is None or value == "-":
-                continue
-            if ours in ("status", "bytes"):
-                try:
-                    value = int(value)
-                except (TypeError, ValueError):
-                    continue
-            fields[ours] = value
-        return fields

@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ngx_enrich.parse.accesslog import list_values, parse_access_line, split_request
+from ngx_enrich.parse.jsonrecord import parse_json_access
 from ngx_enrich.parse.logformat import (
     COMBINED,
     compile_log_format,
-    parse_json_access,
-    read_nginx_conf_formats,
 )
+from ngx_enrich.parse.nginxconf import read_nginx_conf_formats
 
 try:
     from nginx_harness import LogFormat, nginx_available, running_nginx

@@ -58,6 +58,11 @@ def _clients(pre: str, addr: str, ident: str, fields: dict[str, Any]) -> None:
         fields["vhost"] = pre
 
 
+def addrs_of(value: str) -> list[str]:
+    """The addresses of `$upstream_addr` (`, ` between tries, ` : ` between groups)."""
+    return _LIST_SPLIT.split(value)
+
+
 def list_values(text: str) -> list[Any]:
     """`$upstream_*` lists (`a, b : c`) as a list; `-` becomes None, numbers are parsed."""
     out: list[Any] = []
@@ -124,7 +129,7 @@ def _tail(rest: str, fields: dict[str, Any]) -> None:
         if alt:
             fields["proxy_alternative_upstream_name"] = alt
         if addrs != "-":
-            fields["upstream_addr"] = _LIST_SPLIT.split(addrs)
+            fields["upstream_addr"] = addrs_of(addrs)
             fields["upstream_response_length"] = list_values(lens)
             fields["upstream_response_time"] = list_values(times)
             fields["upstream_status"] = list_values(statuses)
