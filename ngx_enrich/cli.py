@@ -14,7 +14,7 @@ from typing import BinaryIO, NoReturn, TextIO
 
 import orjson
 
-from ngx_enrich import __version__, catalog, explain
+from ngx_enrich import __version__, argtypes, catalog, explain
 from ngx_enrich.catalog import CatalogError
 from ngx_enrich.io import WRITERS, pump, pump_msgpack, sniff, write_json_lines
 from ngx_enrich.parse.logformat import ESCAPES, compile_log_format
@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(see `ngx-enrich COMMAND --help`).")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _common(parser)
-    parser.add_argument("--quiet-flush", type=float, default=0.2, metavar="SECONDS",
+    parser.add_argument("--quiet-flush", type=argtypes.positive_seconds, default=0.2,
+                        metavar="SECONDS",
                         help="emit a held-back multiline record after this much silence "
                         "(default: 0.2)")
     parser.add_argument("--no-multiline", action="store_true",
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the first byte starts a msgpack map, else text")
     parser.add_argument("--output", choices=("json", "msgpack"), default="json",
                         help="JSON lines, or a stream of msgpack maps")
-    parser.add_argument("--pad-to", type=int, default=0, metavar="BYTES",
+    parser.add_argument("--pad-to", type=argtypes.byte_count, default=0, metavar="BYTES",
                         help="when input pauses, pad the output with newlines to a multiple of "
                         "BYTES: set it to Fluentd exec_filter's stream_buffer_size with "
                         "--output json, so no record waits for the next block (default: off)")
@@ -202,10 +203,6 @@ def _open_inputs(files: Sequence[str], env: Env) -> list[int]:
 
 def run_filter(args: argparse.Namespace, env: Env) -> int:
     """The default command: enrich lines from files or stdin to stdout."""
-    if not args.quiet_flush > 0:
-        raise UsageError("--quiet-flush must be more than 0 seconds")
-    if args.pad_to < 0:
-        raise UsageError("--pad-to must be 0 (off) or a number of bytes")
     fds = _open_inputs(args.files, env)
     enricher = make_enricher(args)
     for fd in fds:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ngx_enrich import argtypes
 from ngx_enrich.eventtime import own_time_ns, utc_text
 from ngx_enrich.io import Joiner, Line, decode
 from ngx_enrich.parse.dispatch import opens_record, starts_record
@@ -501,13 +502,6 @@ def shape_batch(
 # --------------------------------------------------------------------------- command glue
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `ngx-enrich follow`."""
     parser.add_argument("files", metavar="FILE", nargs="+", help="log files to follow")
@@ -525,7 +519,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll",
         metavar="SECONDS",
-        type=_positive,
+        type=argtypes.positive_seconds,
         default=0.25,
         help="how often to look for new lines (default: 0.25)",
     )

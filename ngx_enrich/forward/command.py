@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from ngx_enrich import argtypes
 from ngx_enrich.eventtime import own_time_ns
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.server import ForwardServer, Settings
@@ -22,40 +23,6 @@ if TYPE_CHECKING:
     from ngx_enrich.pipeline import Enricher
 
 log = logging.getLogger("ngx_enrich.forward")
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def _size(text: str) -> int:
-    """Bytes from `8388608`, `8M`, `512K`, `1G` (also with a trailing `B` or `iB`)."""
-    value = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = value[-1:] if value[-1:] in _UNITS else ""
-    number = value.removesuffix(unit)
-    if not number.isdigit() or int(number) < 1:
-        raise argparse.ArgumentTypeError(f"expected a size like 8M, got {text!r}")
-    return int(number) * _UNITS[unit]
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("expected a number of seconds >= 0")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("expected a number of seconds > 0")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a whole number >= 1")
-    return value
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the flags of `serve` to its sub-parser."""
@@ -111,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     out.add_argument(
         "--retry-timeout",
-        type=_seconds,
+        type=argtypes.seconds,
         default=60.0,
         metavar="SECONDS",
         help="keep retrying the next hop this long per chunk, then close the sender's "
@@ -120,42 +87,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lim = parser.add_argument_group("limits")
     lim.add_argument(
         "--max-buffer",
-        type=_size,
+        type=argtypes.size,
         default=8 << 20,
         metavar="SIZE",
         help="largest request accepted; larger ones close the connection (default: 8M)",
     )
     lim.add_argument(
         "--max-decompressed",
-        type=_size,
+        type=argtypes.size,
         default=32 << 20,
         metavar="SIZE",
         help="largest gzip payload once inflated (default: 32M)",
     )
     lim.add_argument(
         "--max-connections",
-        type=_count,
+        type=argtypes.count,
         default=64,
         metavar="N",
         help="concurrent connections; more are refused (default: %(default)s)",
     )
     lim.add_argument(
         "--read-timeout",
-        type=_positive_seconds,
+        type=argtypes.positive_seconds,
         default=30.0,
         metavar="SECONDS",
         help="close a sender that stalls inside a request or handshake (default: %(default)g)",
     )
     lim.add_argument(
         "--idle-timeout",
-        type=_seconds,
+        type=argtypes.seconds,
         default=0.0,
         metavar="SECONDS",
         help="close connections idle between requests this long; 0 never (default: 0)",
     )
     lim.add_argument(
         "--drain-timeout",
-        type=_seconds,
+        type=argtypes.seconds,
         default=30.0,
         metavar="SECONDS",
         help="on SIGTERM, wait this long for chunks being delivered (default: %(default)g)",
@@ -170,50 +137,40 @@ def run(args: argparse.Namespace, enricher: Enricher) -> int:
     except (ValueError, OSError, ssl.SSLError) as exc:
         log.error("serve: %s", exc)
         return 2
-    listen = getattr(args, "listen", None) or "127.0.0.1:24225"
-    drain = getattr(args, "drain_timeout", None)
-    drain = 30.0 if drain is None else drain
-    return asyncio.run(_serve(server, sink, listen, drain))
+    return asyncio.run(_serve(server, sink, args.listen, args.drain_timeout))
 
 
 def _build(args: argparse.Namespace, enricher: Enricher) -> tuple[ForwardServer, Sink]:
-    opt = vars(args).get
-    listen = opt("listen") or "127.0.0.1:24225"
-    if not listen.startswith("unix:"):
-        host_port(listen)  # a bad address is a usage error, reported before anything starts
-    limits = protocol.Limits(
-        max_buffer=opt("max_buffer") or 8 << 20,
-        max_decompressed=opt("max_decompressed") or 32 << 20,
-    )
+    """The server and its sink from the parsed options (their defaults live in the parser)."""
+    if not args.listen.startswith("unix:"):
+        host_port(args.listen)  # a bad address is a usage error, reported before anything starts
     settings = Settings(
-        limits=limits,
-        tag_prefix=opt("tag_prefix") or None,
-        shared_key=opt("shared_key") or os.environ.get("NGX_ENRICH_SHARED_KEY") or None,
-        self_hostname=opt("self_hostname") or "ngx-enrich",
-        read_timeout=opt("read_timeout") or 30.0,
-        idle_timeout=opt("idle_timeout") or None,
-        max_connections=opt("max_connections") or 64,
+        limits=protocol.Limits(max_buffer=args.max_buffer,
+                               max_decompressed=args.max_decompressed),
+        tag_prefix=args.tag_prefix or None,
+        shared_key=args.shared_key or os.environ.get("NGX_ENRICH_SHARED_KEY") or None,
+        self_hostname=args.self_hostname,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout or None,
+        max_connections=args.max_connections,
     )
     context = None
-    cert, key = opt("tls_cert"), opt("tls_key")
-    if cert or key:
-        if not (cert and key):
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-    retry = opt("retry_timeout")
+        context.load_cert_chain(args.tls_cert, args.tls_key)
     sink = make_sink(
-        opt("to") or "stdout",
-        retry_timeout=60.0 if retry is None else retry,
-        shared_key=opt("to_shared_key") or os.environ.get("NGX_ENRICH_TO_SHARED_KEY") or None,
+        args.to,
+        retry_timeout=args.retry_timeout,
+        shared_key=args.to_shared_key or os.environ.get("NGX_ENRICH_TO_SHARED_KEY") or None,
         self_hostname=settings.self_hostname,
-        tls_ca=opt("to_tls_ca"),
-        tls_insecure=bool(opt("to_tls_insecure")),
+        tls_ca=args.to_tls_ca,
+        tls_insecure=args.to_tls_insecure,
     )
     own_time = None
-    if (opt("event_time") or "line") == "line":
-        key = enricher.options.key
-        own_time = functools.partial(own_time_ns, key=key)
+    if args.event_time == "line":
+        own_time = functools.partial(own_time_ns, key=enricher.options.key)
     server = ForwardServer(
         enricher.enrich_record, sink, settings, ssl_context=context, own_time=own_time
     )
