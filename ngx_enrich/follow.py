@@ -27,7 +27,7 @@ from typing import Any
 from ngx_enrich import argtypes
 from ngx_enrich.eventtime import own_time_ns, utc_text
 from ngx_enrich.io import Joiner, Line, decode
-from ngx_enrich.parse.dispatch import opens_record, starts_record
+from ngx_enrich.parse.dispatch import continues, opens_record
 
 log = logging.getLogger(__name__)
 
@@ -477,7 +477,7 @@ def shape_batch(
     *,
     time_key: str = "time",
     key: str = "ngx",
-    joiner: Callable[[], Joiner] = lambda: Joiner(starts_record, opens_record),
+    joiner: Callable[[], Joiner] = lambda: Joiner(continues, opens_record),
 ) -> list[dict[str, Any]]:
     """Enrich every line of `batch`, adding the time field and the source path.
 
@@ -573,7 +573,7 @@ def run(
     args: argparse.Namespace,
     enrich_line: Callable[[str], dict[str, Any]],
     write: Callable[[list[dict[str, Any]]], None],
-    joiner: Callable[[], Joiner] = lambda: Joiner(starts_record, opens_record),
+    joiner: Callable[[], Joiner] = lambda: Joiner(continues, opens_record),
 ) -> int:
     """Run `ngx-enrich follow`; 0 on a clean stop (SIGTERM/SIGINT, --once, reader gone)."""
     stop = threading.Event()

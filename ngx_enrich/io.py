@@ -96,31 +96,30 @@ def _chomp(line: str) -> str:
 class Joiner:
     """Groups physical lines into logical records.
 
-    `opens(line)`: the line starts a record that may continue on the next lines (an error-log
-    record); `starts(line)`: a line after such a record begins a record of its own.
+    `opens(line)`: the line starts a record that the next lines may continue;
+    `continues(lines, line)`: `line` goes on with the open record `lines`. Every other line is
+    a record of its own, passed on at once.
     """
 
-    def __init__(self, starts: Callable[[str], bool], opens: Callable[[str], bool]) -> None:
-        self._starts = starts
+    def __init__(self, continues: Callable[[list[str], str], bool],
+                 opens: Callable[[str], bool]) -> None:
+        self._continues = continues
         self._opens = opens
         self._open: list[str] = []
         self._error: str | None = None
-        self._is_error = False
 
     def feed(self, lines: list[Line]) -> list[Line]:
         """Add lines; return the records that are complete."""
         done: list[Line] = []
         for text, err in lines:
-            is_error = self._opens(text)
-            if (self._is_error and not is_error and len(self._open) < MAX_RECORD_LINES
-                    and not self._starts(text)):
-                self._open.append(text)
-                self._error = self._error or err
-                continue
             if self._open:
+                if len(self._open) < MAX_RECORD_LINES and self._continues(self._open, text):
+                    self._open.append(text)
+                    self._error = self._error or err
+                    continue
                 done.append(self._close())
-            if is_error:
-                self._open, self._error, self._is_error = [text], err, True
+            if self._opens(text):
+                self._open, self._error = [text], err
             else:
                 done.append((text, err))
         return done
@@ -131,7 +130,7 @@ class Joiner:
 
     def _close(self) -> Line:
         record = ("\n".join(self._open), self._error)
-        self._open, self._error, self._is_error = [], None, False
+        self._open, self._error = [], None
         return record
 
 

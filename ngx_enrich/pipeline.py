@@ -8,6 +8,7 @@ Nothing is dropped: whatever cannot be parsed comes back with `kind: "other"` an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import orjson
 from ngx_enrich import catalog, eventtime
 from ngx_enrich.classify import Classifier
 from ngx_enrich.io import BAD_UTF8, Joiner
-from ngx_enrich.parse.dispatch import opens_record, parse_text, starts_record
+from ngx_enrich.parse.dispatch import continues, opens_record, parse_text, starts_record
 from ngx_enrich.parse.jsonrecord import parse_json_record, parse_json_text
 from ngx_enrich.parse.logformat import compile_log_format
 from ngx_enrich.shape import Shaper
@@ -119,7 +120,7 @@ class Enricher:
 
     def joiner(self) -> Joiner:
         """A multiline joiner that knows this enricher's access format."""
-        return Joiner(self.starts_record, opens_record)
+        return Joiner(functools.partial(continues, starts=self.starts_record), opens_record)
 
     def _text(self, text: str, base: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
         if not text:

@@ -195,14 +195,16 @@ FASTCGI = [
 def test_multiline_fastcgi_record_is_one_record(run_cli) -> None:
     lines = [ERR, *FASTCGI, ERR, "continuation of nothing"]
     recs = run_cli([], stdin="\n".join(lines).encode() + b"\n").records
-    assert len(recs) == 3
+    assert len(recs) == 4
     fcgi = recs[1]
     assert fcgi["log"] == "\n".join(FASTCGI)
     assert fcgi["ngx"]["category"] == "fastcgi_stderr"
     assert fcgi["ngx"]["upstream"] == "fastcgi://unix:/run/php/php-fpm.sock:"
     assert fcgi["ngx"]["action"] == "reading response header from upstream"
-    # a line after an error record that is not one itself continues it
-    assert recs[2]["log"] == ERR + "\ncontinuation of nothing"
+    # a complete error record is never extended: the line after it is a record of its own
+    assert recs[2]["log"] == ERR
+    assert recs[3]["log"] == "continuation of nothing"
+    assert recs[3]["ngx"]["kind"] == "other"
     flat = run_cli(["--no-multiline"], stdin="\n".join(lines).encode()).records
     assert len(flat) == len(lines)
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import shared_file
 
 from ngx_enrich.io import Joiner
-from ngx_enrich.parse.dispatch import opens_record, starts_record
+from ngx_enrich.parse.dispatch import continues, opens_record
 from ngx_enrich.pipeline import Enricher
 
 ENRICH = Enricher()
@@ -94,7 +94,7 @@ def test_filebeat_error_log_matches_expected() -> None:
     lines = shared_file("peer-fixtures", "filebeat-nginx-error.log").read_text().splitlines()
     expected = json.loads(shared_file("peer-fixtures",
                                       "filebeat-nginx-error.log-expected.json").read_text())
-    joiner = Joiner(starts_record, opens_record)
+    joiner = Joiner(continues, opens_record)
     records = [text for text, _ in joiner.feed([(ln, None) for ln in lines]) + joiner.flush()]
     assert len(records) == len(expected)
     for line, exp in zip(records, expected, strict=True):

@@ -1,12 +1,14 @@
 """What a raw line is, decided in one place for every reader.
 
 The filter, the multiline joiner and `follow` all ask this module: `parse_text` parses a line
-as the first shape that fits; `starts_record` and `opens_record` tell the joiner where records
-begin and which of them (error-log records) may continue on the lines after them.
+as the first shape that fits; `starts_record`, `opens_record` and `continues` tell the joiner
+where records begin, which of them may go on over more lines, and which lines do.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from ngx_enrich.parse.accesslog import parse_access_line
@@ -40,11 +42,6 @@ def parse_text(text: str, access: LogFormatParser | None = None
     return "other", None
 
 
-def opens_record(line: str) -> bool:
-    """Whether `line` starts an error-log record, the kind that may span several lines."""
-    return PREFIX_RE.match(line) is not None
-
-
 def starts_record(line: str, access: LogFormatParser | None = None) -> bool:
     """Whether a line that follows an error record begins a record of its own."""
     if PREFIX_RE.match(line) or line.startswith(("nginx: ", "{")):
@@ -52,3 +49,42 @@ def starts_record(line: str, access: LogFormatParser | None = None) -> bool:
     if access is not None and access.parse(line) is not None:
         return True
     return parse_access_line(line) is not None or parse_fpm_line(line) is not None
+
+
+# Where an error record can go on over more lines: inside the quoted stderr of a FastCGI
+# backend (PHP stack traces) until the quote closes before the action or the context tail, and
+# in a record without its context tail yet (OpenResty's Lua `stack traceback:`), where only a
+# line that looks like a continuation is taken.
+_STDERR = 'sent in stderr: "'
+_QUOTE_CLOSED = re.compile(r'" while |", client: ')
+_TAIL = re.compile(r", client: \S")
+_CONTINUATION = re.compile(
+    r"\s|#\d+ |PHP message: |Stack trace:|stack traceback:|coroutine \d+:|\[C\]: ")
+
+
+def opens_record(line: str) -> bool:
+    """Whether `line` starts an error-log record that the next lines may continue."""
+    if PREFIX_RE.match(line) is None:
+        return False
+    return _still_open([line])
+
+
+def _still_open(lines: list[str]) -> bool:
+    first, last = lines[0], lines[-1]
+    at = first.find(_STDERR)
+    if at >= 0:
+        return _QUOTE_CLOSED.search(last, at if len(lines) == 1 else 0) is None
+    return _TAIL.search(last) is None
+
+
+def continues(lines: list[str], line: str,
+              starts: Callable[[str], bool] = starts_record) -> bool:
+    """Whether `line` goes on with the open record `lines` (begun by an `opens_record` line).
+
+    A complete record is never extended, and a line that starts a record never continues one.
+    """
+    if not _still_open(lines) or starts(line):
+        return False
+    if _STDERR in lines[0]:
+        return True  # anything inside the quoted stderr
+    return _CONTINUATION.match(line) is not None or _TAIL.search(line) is not None
