@@ -46,7 +46,54 @@ class UsageError(Exception):
     """A bad flag or argument: one line on stderr, exit 2."""
 
 
+# Runnable examples shown at the end of each command's --help (from the repository root).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    PROG: (
+        "ngx-enrich examples/logs/error.log",
+        "ngx-enrich --schema ecs --lang zh examples/logs/access.log",
+        "tail -F /var/log/nginx/error.log | ngx-enrich",
+    ),
+    f"{PROG} explain": (
+        "ngx-enrich explain 502",
+        'ngx-enrich explain "upstream sent too big header while reading response header '
+        'from upstream"',
+        'ngx-enrich explain --lang zh "$(sed -n 10p examples/logs/error.log)"',
+    ),
+    f"{PROG} rules": (
+        "ngx-enrich rules | head -5",
+        "ngx-enrich rules --check my-rules.toml && ngx-enrich --rules my-rules.toml error.log",
+    ),
+    f"{PROG} serve": (
+        "ngx-enrich serve --to stdout --tag-prefix enriched",
+        "ngx-enrich serve --listen 127.0.0.1:24225 --to forward://127.0.0.1:24224 "
+        "--tag-prefix enriched",
+    ),
+    f"{PROG} follow": (
+        "ngx-enrich follow --once --from-start examples/logs/error.log examples/logs/access.log",
+        "ngx-enrich follow --state /var/lib/ngx-enrich/state.json /var/log/nginx/error.log",
+    ),
+    f"{PROG} export": (
+        "ngx-enrich export es-template --schema ecs",
+        "ngx-enrich export json-schema",
+    ),
+}
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps the description as usual; the examples are shown line by line, as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return text
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *, prog: str, description: str) -> None:
+        examples = "\n".join(f"  {line}" for line in EXAMPLES[prog])
+        super().__init__(prog=prog, description=description, epilog=f"examples:\n{examples}",
+                         formatter_class=_Formatter)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
