@@ -94,4 +94,19 @@ FIELDS: tuple[Field, ...] = (
     Field("proxy_alternative_upstream_name", "keyword", None, "ingress-nginx canary upstream"),
     Field("request_id", "keyword", None, "request id"),
     Field("extra", "keyword", None, "unparsed remainder of a longer access format"),
+    # what the record arrived wrapped in (see WRAPPER_FIELDS)
+    Field("wrapper", "object", None, "what wrapped the record: docker compose, syslog, ..."),
+)
+
+WRAPPER_FIELDS: tuple[Field, ...] = (
+    Field("kind", "keyword", None, "docker_compose | timestamp | cri | syslog | init_script, "
+          "outermost first"),
+    Field("time", "keyword", None, "the wrapper's own time, as it wrote it"),
+    Field("host", "keyword", None, "syslog host"),
+    Field("service", "keyword", None, "compose service, syslog tag or app name"),
+    Field("stream", "keyword", None, "stdout | stderr (container runtimes)"),
+    Field("partial", "boolean", None, "a CRI partial line (P)"),
+    Field("facility", "integer", None, "syslog facility"),
+    Field("severity", "integer", None, "syslog severity"),
+    Field("pid", "long", None, "syslog or journald process id"),
 )

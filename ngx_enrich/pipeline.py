@@ -22,6 +22,7 @@ from ngx_enrich.io import BAD_UTF8, Joiner
 from ngx_enrich.parse.dispatch import continues, opens_record, parse_text, starts_record
 from ngx_enrich.parse.jsonrecord import parse_json_record, parse_json_text
 from ngx_enrich.parse.logformat import compile_log_format
+from ngx_enrich.parse.wrappers import unwrap
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
 
@@ -131,11 +132,18 @@ class Enricher:
             json_fields = parse_json_text(text)
             if json_fields is not None:
                 return self._access(base, json_fields)
-        kind, fields = parse_text(text, self._access_format)
+        inner, wrapper = unwrap(text)
+        kind, fields = parse_text(inner, self._access_format)
         if fields is None:
-            return self._other(base, parse_error or "not an Nginx log line")
+            facts: dict[str, Any] = {"kind": "other",
+                                     "parse_error": parse_error or "not an Nginx log line"}
+            if wrapper is not None:
+                facts["wrapper"] = wrapper
+            return self.shaper.record(base, facts)
         if parse_error:
             fields["parse_error"] = parse_error
+        if wrapper is not None:
+            fields["wrapper"] = wrapper
         if kind == "access":
             return self._access(base, fields)
         verdict = self.classifier.error(fields)

@@ -15,7 +15,7 @@ from ngx_enrich.pipeline import Enricher, Options
 ROOT = Path(__file__).resolve().parents[1]
 OPTS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
 _PY_TYPES = {"keyword": str, "text": str, "date": str, "long": int, "integer": int,
-             "float": (int, float)}
+             "float": (int, float), "boolean": bool, "object": dict}
 
 
 @pytest.mark.parametrize("schema", ["default", "flat", "ecs"])
@@ -43,6 +43,13 @@ SHAPES = [
     '127.0.0.1 - alice [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" 200 15 "-" "curl" "x" tail',
     orjson.dumps({"remote": "10.0.0.1", "host": "web1", "user": "bob", "method": "GET",
                   "path": "/", "code": "200", "size": "5", "agent": "curl"}).decode(),
+    "web_1  | 2026-11-29T18:24:26.717765840Z 2026/11/29 18:24:26 [error] 31#31: *5 open() "
+    '"/x" failed (2: No such file or directory), client: 10.0.0.1, server: x, request: "GET /x '
+    'HTTP/1.1", host: "x"',
+    "<27>Nov 29 18:24:26 web1 nginx[3026]: nginx: [emerg] unknown directive \"proxy_passs\" in "
+    "/etc/nginx/nginx.conf:12",
+    "2026-11-29T18:24:26.1Z stderr P 2026/11/29 18:24:26 [warn] 1#1: *2 an upstream response is "
+    "buffered to a temporary file",
     "2026/04/08 21:07:16 [info] 2211#2211: *1850 SSL_do_handshake() failed (SSL: error:0A000412:"
     "SSL routines::sslv3 alert bad certificate:SSL alert number 42) while SSL handshaking, "
     "client: 198.51.100.7, server: 0.0.0.0:443",

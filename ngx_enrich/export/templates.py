@@ -9,10 +9,11 @@ from typing import Any
 
 from ngx_enrich import __version__
 from ngx_enrich.catalog import AREAS, SEVERITIES
-from ngx_enrich.fields import FIELDS
+from ngx_enrich.fields import FIELDS, WRAPPER_FIELDS
 
 _JSON_TYPES = {"keyword": "string", "text": "string", "date": "string", "long": "integer",
-               "integer": "integer", "float": "number"}
+               "integer": "integer", "float": "number", "boolean": "boolean",
+               "object": "object"}
 _LISTS = {"upstream_addr", "upstream_status", "upstream_response_time",
           "upstream_response_length", "upstream_connect_time", "upstream_header_time"}
 _ENUMS: dict[str, list[str]] = {
@@ -27,6 +28,8 @@ def _es_property(es_type: str) -> dict[str, Any]:
         return {"type": "keyword", "ignore_above": 2048}
     if es_type == "text":
         return {"type": "text"}
+    if es_type == "object":  # the one object field: `wrapper`
+        return {"properties": {f.name: _es_property(f.es_type) for f in WRAPPER_FIELDS}}
     return {"type": es_type}
 
 
@@ -81,6 +84,11 @@ def json_schema(key: str = "ngx") -> dict[str, Any]:
         if f.name in _LISTS:
             prop = {"type": "array", "items": {"type": [prop["type"], "null"]},
                     "description": f.doc}
+        if f.es_type == "object":
+            prop["properties"] = {w.name: {"type": _JSON_TYPES[w.es_type], "description": w.doc}
+                                  for w in WRAPPER_FIELDS}
+            prop["properties"]["kind"] = {"type": "array", "items": {"type": "string"},
+                                          "description": WRAPPER_FIELDS[0].doc}
         props[f.name] = prop
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
