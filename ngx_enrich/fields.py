@@ -27,7 +27,7 @@ FIELDS: tuple[Field, ...] = (
     Field("hint", "text", None, "directives or components to check"),
     Field("rule", "keyword", None, "id of the catalogue rule that matched"),
     Field("parse_error", "keyword", None, "why the input could not be (fully) parsed"),
-    Field("source", "keyword", None, "stderr | php-fpm when not a plain Nginx log line"),
+    Field("source", "keyword", None, "stderr | php-fpm | partial when not a whole Nginx line"),
     # error log
     Field("time", "date", None, "event time, ISO 8601"),
     Field("level", "keyword", "log.level", "Nginx level: emerg ... info"),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ngx_enrich.parse.accesslog import parse_access_line
-from ngx_enrich.parse.errorlog import PREFIX_RE, parse_error_line
+from ngx_enrich.parse.errorlog import PREFIX_RE, parse_error_line, parse_partial_line
 from ngx_enrich.parse.fpm import parse_fpm_line
 from ngx_enrich.parse.logformat import LogFormatParser
 
@@ -39,6 +39,9 @@ def parse_text(text: str, access: LogFormatParser | None = None
     fields = parse_access_line(text)
     if fields is not None:
         return "access", fields
+    fields = parse_partial_line(text)
+    if fields is not None:
+        return "error", fields
     return "other", None
 
 

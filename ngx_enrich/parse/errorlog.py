@@ -18,6 +18,12 @@ PREFIX_RE = re.compile(
     r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d{1,18})#(\d{1,18}): "
     r"(?:\*(\d{1,18}) )?", re.ASCII)
 STDERR_RE = re.compile(r"nginx: \[([a-z]+)\] ", re.ASCII)
+# A record pasted in part: any of the prefix's pieces may be missing (from `[level]` on, from
+# `pid#tid:` on, from `*cid` on, or a whole line without `pid#tid`).
+_PARTIAL_RE = re.compile(
+    r"(?:(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) )?(?:\[([a-z]+)\] )?"
+    r"(?:(\d{1,18})#(\d{1,18}): )?(?:\*(\d{1,18}) )?", re.ASCII)
+_LEVELS = frozenset(("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"))
 _SYSCALL_RE = re.compile(
     r'([A-Za-z_]\w*\([^()\s]*\))(?: to (\S+)| "([^"]*)"(?: to "[^"]*")?)? failed')
 _CONF_RE = re.compile(r" in (/\S+|[\w.\-/]+\.conf):(\d{1,9})$", re.ASCII)
@@ -74,6 +80,32 @@ def parse_error_line(line: str) -> dict[str, Any] | None:
         split_message(line[7:] if line[5] == ":" else line, fields)
         return fields
     return None
+
+
+def parse_partial_line(line: str) -> dict[str, Any] | None:
+    """Parse what is there of an error record pasted in part; None if too little is.
+
+    Something of the prefix (a level, `pid#tid:` or `*cid`) must be there, or else the
+    message must carry the context tail (`, client: ...`).
+    """
+    m = _PARTIAL_RE.match(line)  # every part is optional, so this always matches
+    assert m is not None
+    y, mo, d, hms, level, pid, tid, cid = m.groups()
+    if level is not None and level not in _LEVELS:
+        return None
+    if level is None and pid is None and cid is None and ", client: " not in line:
+        return None
+    fields: dict[str, Any] = {"source": "partial"}
+    if y is not None:
+        fields["time"] = f"{y}-{mo}-{d}T{hms}"
+    if level is not None:
+        fields["level"] = level
+    if pid is not None and tid is not None:
+        fields["pid"], fields["tid"] = int(pid), int(tid)
+    if cid is not None:
+        fields["cid"] = int(cid)
+    split_message(line[m.end():], fields)
+    return fields if fields.get("message") else None
 
 
 def split_message(rest: str, fields: dict[str, Any]) -> None:
