@@ -83,7 +83,7 @@ class Classifier:
         """The verdict for a record no rule describes: area and severity from its level."""
         verdict = self._fallbacks.get(level)
         if verdict is None:
-            area = "config" if level == "emerg" else "other"
+            area = "other"  # the level says how bad, not where to look
             verdict = Verdict("unknown", area, LEVEL_SEVERITY.get(level, "info"), "fallback",
                               self._fallback_text, ("error_log",))
             self._fallbacks[level] = verdict

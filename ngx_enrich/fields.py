@@ -30,6 +30,7 @@ FIELDS: tuple[Field, ...] = (
     Field("source", "keyword", None, "stderr | php-fpm | partial when not a whole Nginx line"),
     # error log
     Field("time", "date", None, "event time, ISO 8601"),
+    Field("stage", "keyword", None, "startup (reading or testing the configuration) | runtime"),
     Field("level", "keyword", "log.level", "Nginx level: emerg ... info"),
     Field("pid", "long", "process.pid", "process id"),
     Field("tid", "long", "process.thread.id", "thread id"),

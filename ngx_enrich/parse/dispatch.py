@@ -17,12 +17,29 @@ from ngx_enrich.parse.fpm import parse_fpm_line
 from ngx_enrich.parse.logformat import LogFormatParser
 
 
+def stage(fields: dict[str, Any]) -> str:
+    """`startup` for what Nginx wrote while reading or testing its configuration: `[emerg]`,
+    a ` in FILE:LINE` suffix, or its stderr (`nginx -t`); else `runtime`."""
+    if fields.get("level") == "emerg" or "conf_file" in fields or fields.get("source") == "stderr":
+        return "startup"
+    return "runtime"
+
+
 def parse_text(text: str, access: LogFormatParser | None = None
                ) -> tuple[str, dict[str, Any] | None]:
     """Recognise one raw line: ('error'|'access', fields) or ('other', None).
 
-    `access` is a custom `log_format`, tried before the built-in access shapes.
+    `access` is a custom `log_format`, tried before the built-in access shapes. Error records
+    get their `stage`.
     """
+    kind, fields = _parse_text(text, access)
+    if kind == "error" and fields is not None:
+        fields["stage"] = stage(fields)
+    return kind, fields
+
+
+def _parse_text(text: str, access: LogFormatParser | None
+                ) -> tuple[str, dict[str, Any] | None]:
     first = text[:1]
     if first.isdigit() or first == "n":
         fields = parse_error_line(text)
