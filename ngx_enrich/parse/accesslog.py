@@ -24,6 +24,15 @@ _UPSTREAMINFO_RE = re.compile(
     + " " + _LIST + " " + _LIST + r" (\S+)$", re.ASCII
 )
 _LIST_SPLIT = re.compile(r", | : ")
+# Formats nobody declared: the time in brackets (with or without an address before it), then
+# up to three other fields, the request, up to three other fields, status and size.
+_LOOSE_TIME_RE = re.compile(
+    r"(?:^| )\[(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})\] ", re.ASCII)
+_LOOSE_AFTER_RE = re.compile(
+    r'((?:"[^"]*" |[^ "]+ ){0,3}?)"([A-Z]{3,10} [^"]*|-|)" ((?:[^ "]+ ){0,3}?)(\d{3}) '
+    r"(\d{1,18}|-)(.*)$", re.ASCII | re.DOTALL)
+_CURLY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"',
+                        "\u00bb": '"'})
 
 
 def access_time(day: str, mon: str, year: str, hms: str, zone: str) -> str:
@@ -83,11 +92,11 @@ def parse_access_line(line: str) -> dict[str, Any] | None:
     """Parse one access-log line; None when it is not one."""
     t = _TIME_RE.search(line)
     if t is None:
-        return None
+        return _loose(line) if "/" in line[:40] else None
     after = _AFTER_RE.match(line, t.end())
     front = line[:t.start()].rsplit(" ", 3)
     if after is None or len(front) < 3 or not all(front[-3:]):
-        return None
+        return _loose(line)
     pre = front[0] if len(front) == 4 else ""
     addr, ident, user = front[-3:]
     request, status, size, rest = after.groups()
@@ -141,3 +150,39 @@ def _tail(rest: str, fields: dict[str, Any]) -> None:
             fields["x_forwarded_for"] = more[1:-1]
     else:
         fields["extra"] = more
+
+
+def _loose(line: str) -> dict[str, Any] | None:
+    """An access line in a format nobody declared, read as far as it is recognisable.
+
+    The time, the request and the status and size after it are found; a single address in
+    front is the remote address; fields in between are kept in `extra`. Typographic quotes
+    (from pasting through a word processor) count as quotes.
+    """
+    line = line.translate(_CURLY)
+    t = _LOOSE_TIME_RE.search(line)
+    if t is None:
+        return None
+    after = _LOOSE_AFTER_RE.match(line, t.end())
+    if after is None:
+        return None
+    before, request, between, status, size, rest = after.groups()
+    fields: dict[str, Any] = {}
+    front = line[:t.start()].split()
+    if front and front[0] != "-":
+        fields["remote_addr"] = front[0]
+    if len(front) >= 3 and front[2] != "-":
+        fields["remote_user"] = front[2]
+    fields["time"] = access_time(*t.groups())
+    if request and request != "-":
+        fields["request"] = request
+        split_request(request, fields)
+    fields["status"] = int(status)
+    if size != "-":
+        fields["bytes"] = int(size)
+    if rest:
+        _tail(rest, fields)
+    skipped = " ".join(part for part in (before.strip(), between.strip()) if part)
+    if skipped:
+        fields["extra"] = f"{skipped} {fields['extra']}" if "extra" in fields else skipped
+    return fields
