@@ -95,6 +95,7 @@ FIELDS: tuple[Field, ...] = (
     Field("proxy_alternative_upstream_name", "keyword", None, "ingress-nginx canary upstream"),
     Field("request_id", "keyword", None, "request id"),
     Field("extra", "keyword", None, "unparsed remainder of a longer access format"),
+    Field("format", "keyword", None, "guessed: an access line in a format nobody declared"),
     # what the record arrived wrapped in (see WRAPPER_FIELDS)
     Field("wrapper", "object", None, "what wrapped the record: docker compose, syslog, ..."),
 )

@@ -27,6 +27,12 @@ def test_undeclared_formats(line: str, want: dict) -> None:
     assert fields is not None
     assert {k: fields.get(k) for k in want} == want
     assert fields["time"] == "2017-04-26T15:56:26+00:00"
+    assert fields["format"] == "guessed"
+
+
+def test_declared_formats_are_not_guessed() -> None:
+    fields = parse_access_line(f'10.0.0.1 - - {T} "GET / HTTP/1.1" 200 5 "-" "curl"')
+    assert fields is not None and "format" not in fields
 
 
 def test_status_gets_its_category() -> None:

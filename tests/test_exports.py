@@ -41,6 +41,7 @@ SHAPES = [
     '"http://r/" "UA"',
     '10.5.102.222, 199.96.1.1 - - [22/Jan/2016:13:18:29 +0000] "GET /a HTTP/1.1" 200 25 "-" "UA"',
     '127.0.0.1 - alice [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" 200 15 "-" "curl" "x" tail',
+    '[10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" 444 0 "-" "curl"',
     orjson.dumps({"remote": "10.0.0.1", "host": "web1", "user": "bob", "method": "GET",
                   "path": "/", "code": "200", "size": "5", "agent": "curl"}).decode(),
     "web_1  | 2026-11-29T18:24:26.717765840Z 2026/11/29 18:24:26 [error] 31#31: *5 open() "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ngx_enrich import catalog
 from ngx_enrich.parse.wrappers import unwrap
 from ngx_enrich.pipeline import Enricher
 
@@ -72,3 +73,38 @@ def test_unwrap_returns_a_suffix_and_never_raises(text: str) -> None:
     inner, wrapper = unwrap(text)
     assert text.endswith(inner)
     assert (wrapper is None) == (inner == text)
+
+
+# -- any known line in any wrapper, and nested pairs -------------------------------------------
+
+
+KNOWN = [*(s for r in catalog.builtin().rules for s in r.samples if "\n" not in s), ACCESS]
+_name = st.text(st.sampled_from("abcdefghij0123456789_-"), min_size=1, max_size=12).filter(
+    lambda s: s[0].isalnum())
+_stamp = st.builds(lambda d, ns: f"2026-11-{d:02d}T08:12:44.{ns:09d}Z",
+                   st.integers(1, 28), st.integers(0, 999_999_999))
+_host = st.text(st.sampled_from("abcdefghijklmnop.-0123"), min_size=1, max_size=20).filter(
+    lambda s: s[0].isalnum())
+WRAPPERS = {
+    "docker_compose": st.builds(lambda n, pad: f"{n}{' ' * pad}| ", _name, st.integers(1, 6)),
+    "timestamp": st.builds(lambda t, sep: f"{t}{sep}", _stamp, st.sampled_from([" ", "\t"])),
+    "cri": st.builds(lambda t, s, p: f"{t} {s} {p} ", _stamp, st.sampled_from(["stdout", "stderr"]),
+                     st.sampled_from(["F", "P"])),
+    "syslog": st.builds(lambda pri, h, pid: f"<{pri}>Nov  3 08:12:44 {h} nginx[{pid}]: ",
+                        st.integers(0, 191), _host, st.integers(1, 99999)),
+    "init_script": st.sampled_from(["Starting nginx: ", "Restarting nginx: ",
+                                    "Reloading nginx: "]),
+}
+_layer = st.sampled_from(sorted(WRAPPERS)).flatmap(
+    lambda kind: WRAPPERS[kind].map(lambda text: (kind, text)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(KNOWN), st.lists(_layer, min_size=1, max_size=2))
+def test_any_known_line_in_any_wrapper_gets_the_same_facts(line: str, layers: list) -> None:
+    enricher = Enricher()
+    wrapped_text = "".join(text for _, text in layers) + line
+    wrapped = enricher.enrich_line(wrapped_text)["ngx"]
+    bare = enricher.enrich_line(line)["ngx"]
+    assert wrapped.pop("wrapper")["kind"] == [kind for kind, _ in layers]
+    assert wrapped == bare

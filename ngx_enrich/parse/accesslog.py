@@ -29,7 +29,8 @@ _LIST_SPLIT = re.compile(r", | : ")
 _LOOSE_TIME_RE = re.compile(
     r"(?:^| )\[(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})\] ", re.ASCII)
 _LOOSE_AFTER_RE = re.compile(
-    r'((?:"[^"]*" |[^ "]+ ){0,3}?)"([A-Z]{3,10} [^"]*|-|)" ((?:[^ "]+ ){0,3}?)(\d{3}) '
+    r'((?:"[^"]*" |[^ "]+ ){0,3}?)"([A-Z]{3,10} [^"]*|\\x[0-9A-Fa-f]{2}[^"]*|-|)" '
+    r'((?:[^ "]+ ){0,3}?)(\d{3}) '
     r"(\d{1,18}|-)(.*)$", re.ASCII | re.DOTALL)
 _CURLY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"',
                         "\u00bb": '"'})
@@ -155,9 +156,10 @@ def _tail(rest: str, fields: dict[str, Any]) -> None:
 def _loose(line: str) -> dict[str, Any] | None:
     """An access line in a format nobody declared, read as far as it is recognisable.
 
-    The time, the request and the status and size after it are found; a single address in
-    front is the remote address; fields in between are kept in `extra`. Typographic quotes
-    (from pasting through a word processor) count as quotes.
+    The time, the request (a TLS or SOCKS probe too, as Nginx logs it: `\\x16\\x03...`) and
+    the status and size after it are found; a single address in front is the remote address;
+    fields in between are kept in `extra`. Typographic quotes (from pasting through a word
+    processor) count as quotes. `format: "guessed"` says so.
     """
     line = line.translate(_CURLY)
     t = _LOOSE_TIME_RE.search(line)
@@ -167,7 +169,7 @@ def _loose(line: str) -> dict[str, Any] | None:
     if after is None:
         return None
     before, request, between, status, size, rest = after.groups()
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"format": "guessed"}
     front = line[:t.start()].split()
     if front and front[0] != "-":
         fields["remote_addr"] = front[0]

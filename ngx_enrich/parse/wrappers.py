@@ -65,9 +65,7 @@ def _syslog(text: str, info: dict[str, Any]) -> int:
 def _layer(text: str, info: dict[str, Any]) -> tuple[str, int]:
     """The kind and length of the wrapper at the start of `text` ("", 0 when none)."""
     first = text[:1]
-    if first.isdigit():
-        if text[4:5] != "-":
-            return "", 0  # an error-log date (YYYY/MM/DD) or an address: not a wrapper
+    if first.isdigit() and text[4:5] == "-":  # YYYY-: a timestamp, not an error-log date
         cri = _CRI_RE.match(text)
         if cri is not None:
             info["time"], info["stream"] = cri.group(1), cri.group(2)
@@ -78,7 +76,6 @@ def _layer(text: str, info: dict[str, Any]) -> tuple[str, int]:
         if stamp is not None:
             info["time"] = stamp.group(1)
             return "timestamp", stamp.end()
-        return "", 0
     if first == "<" or first in "JFMASOND":
         size = _syslog(text, info)
         if size:
