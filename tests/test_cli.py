@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -209,14 +210,28 @@ def test_multiline_fastcgi_record_is_one_record(run_cli) -> None:
     assert len(flat) == len(lines)
 
 
-def test_pending_multiline_record_is_emitted_when_input_goes_quiet() -> None:
+LUA = [
+    "2024/03/02 10:11:12 [error] 7#7: *3 lua entry thread aborted: runtime error: "
+    "/etc/nginx/lua/auth.lua:12: attempt to index a nil value (local 'res')",
+    "stack traceback:",
+    "coroutine 0:",
+    "\t/etc/nginx/lua/auth.lua: in function 'check'",
+    '\taccess_by_lua(nginx.conf:40):2: in main chunk, client: 10.0.0.1, server: api, request: '
+    '"GET /v1 HTTP/1.1", host: "api"',
+]
+
+
+@pytest.mark.parametrize("record", [FASTCGI, LUA], ids=["fastcgi", "lua"])
+def test_pending_multiline_record_is_emitted_when_input_goes_quiet(record: list[str]) -> None:
     proc = _spawn("--quiet-flush", "0.2")
     assert proc.stdin is not None
     try:
-        proc.stdin.write(("\n".join(FASTCGI) + "\n").encode())
+        proc.stdin.write(("\n".join(record) + "\n").encode())
         proc.stdin.flush()
         rec = orjson.loads(_read_line(proc))
-        assert rec["log"].count("\n") == len(FASTCGI) - 1
+        assert rec["log"] == "\n".join(record)
+        assert rec["ngx"]["kind"] == "error" and rec["ngx"]["client"] in ("203.0.113.9",
+                                                                        "10.0.0.1")
     finally:
         proc.kill()
         proc.wait()
