@@ -17,7 +17,7 @@ from ngx_enrich.pipeline import Enricher, Options
 
 CATALOG = catalog.builtin()
 LINES = [line for rule in CATALOG.rules for line in rule.samples]
-LINES += [f'10.0.0.1 - - [29/Nov/2026:18:24:26 +0000] "GET / HTTP/1.1" {code} 5 "-" "curl"'
+LINES += [f'10.0.0.1 - - [29/Nov/2026:18:24:26 +0000] "GET / HTTP/1.1" {code:03d} 5 "-" "curl"'
           for code in (c for c in CATALOG.statuses if isinstance(c, int))]
 LINES.append("2026/11/29 18:24:26 [warn] 1#1: a message no rule has ever described")
 BROKEN = re.compile(r"\{[a-z_]*(?:\?[^}]*)?\}|  |\s[,;，。；：、]|[,，、]\s*[,，、]|^[\s,，、：:]|"
