@@ -40,7 +40,9 @@ def test_status_gets_its_category() -> None:
     assert (ngx["kind"], ngx["category"]) == ("access", "bad_gateway")
 
 
-_token = st.text(st.sampled_from("abc0123-._:"), min_size=1, max_size=8)
+# a 3-digit token between request and status would itself read as the status
+_token = st.text(st.sampled_from("abc0123-._:"), min_size=1, max_size=8).filter(
+    lambda t: not (len(t) == 3 and t.isdigit()))
 
 
 @given(st.lists(_token, max_size=3), st.integers(100, 599), st.integers(0, 10**9))
