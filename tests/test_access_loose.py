@@ -35,6 +35,13 @@ def test_declared_formats_are_not_guessed() -> None:
     assert fields is not None and "format" not in fields
 
 
+def test_iso_8601_time_in_brackets() -> None:
+    fields = parse_access_line('10.0.0.1 - - [2026-11-29T18:24:26Z] "GET /x HTTP/1.1" 503 0')
+    assert fields is not None
+    assert (fields["time"], fields["status"], fields["format"]) == (
+        "2026-11-29T18:24:26+00:00", 503, "guessed")
+
+
 def test_status_gets_its_category() -> None:
     ngx = Enricher().enrich_line(f'{T} "GET / HTTP/1.1" 502 0 "-" "curl"')["ngx"]
     assert (ngx["kind"], ngx["category"]) == ("access", "bad_gateway")

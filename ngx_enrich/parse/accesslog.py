@@ -27,7 +27,8 @@ _LIST_SPLIT = re.compile(r", | : ")
 # Formats nobody declared: the time in brackets (with or without an address before it), then
 # up to three other fields, the request, up to three other fields, status and size.
 _LOOSE_TIME_RE = re.compile(
-    r"(?:^| )\[(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})\] ", re.ASCII)
+    r"(?:^| )\[(?:(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})|"
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)))\] ", re.ASCII)
 _LOOSE_AFTER_RE = re.compile(
     r'((?:"[^"]*" |[^ "]+ ){0,3}?)"([A-Z]{3,10} [^"]*|\\x[0-9A-Fa-f]{2}[^"]*|-|)" '
     r'((?:[^ "]+ ){0,3}?)(\d{3}) '
@@ -93,7 +94,7 @@ def parse_access_line(line: str) -> dict[str, Any] | None:
     """Parse one access-log line; None when it is not one."""
     t = _TIME_RE.search(line)
     if t is None:
-        return _loose(line) if "/" in line[:40] else None
+        return _loose(line) if "[" in line[:80] else None
     after = _AFTER_RE.match(line, t.end())
     front = line[:t.start()].rsplit(" ", 3)
     if after is None or len(front) < 3 or not all(front[-3:]):
@@ -175,7 +176,8 @@ def _loose(line: str) -> dict[str, Any] | None:
         fields["remote_addr"] = front[0]
     if len(front) >= 3 and front[2] != "-":
         fields["remote_user"] = front[2]
-    fields["time"] = access_time(*t.groups())
+    day, mon, year, hms, zone, iso = t.groups()
+    fields["time"] = iso.replace("Z", "+00:00") if iso else access_time(day, mon, year, hms, zone)
     if request and request != "-":
         fields["request"] = request
         split_request(request, fields)
