@@ -101,8 +101,8 @@ FIELDS: tuple[Field, ...] = (
 )
 
 WRAPPER_FIELDS: tuple[Field, ...] = (
-    Field("kind", "keyword", None, "docker_compose | timestamp | cri | syslog | init_script, "
-          "outermost first"),
+    Field("kind", "keyword", None, "docker_compose | timestamp | cri | syslog | init_script | "
+          "log_stream, outermost first"),
     Field("time", "keyword", None, "the wrapper's own time, as it wrote it"),
     Field("host", "keyword", None, "syslog host"),
     Field("service", "keyword", None, "compose service, syslog tag or app name"),
@@ -111,4 +111,5 @@ WRAPPER_FIELDS: tuple[Field, ...] = (
     Field("facility", "integer", None, "syslog facility"),
     Field("severity", "integer", None, "syslog severity"),
     Field("pid", "long", None, "syslog or journald process id"),
+    Field("log_stream", "keyword", None, "a cloud console's log stream (group/stream) name"),
 )

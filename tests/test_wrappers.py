@@ -37,6 +37,8 @@ CASES = [
     (f"<190>1 2023-11-03T08:12:44.000Z web1 nginx 29 - - {ACCESS}", ACCESS, ["syslog"],
      {"time": "2023-11-03T08:12:44.000Z", "host": "web1", "service": "nginx", "pid": 29}),
     (f"Restarting nginx: {EMERG}", EMERG, ["init_script"], {}),
+    (f"2023-11-03T08:12:44.123000+00:00 web/nginx/1a2b3c4d {ERROR}", ERROR,
+     ["timestamp", "log_stream"], {"log_stream": "web/nginx/1a2b3c4d"}),
     (f"web_1  | 2023-11-03T08:12:44.717765840Z {ERROR}", ERROR, ["docker_compose", "timestamp"],
      {"service": "web_1", "time": "2023-11-03T08:12:44.717765840Z"}),
     (f"Jan 11 16:37:20 web1 nginx[3026]: Restarting nginx: {EMERG}", EMERG,

@@ -3,10 +3,11 @@
 Records arrive wrapped more often than bare: `docker compose logs` (`web_1  | ...`), a runtime's
 RFC 3339 timestamp in front (`docker logs --timestamps`, log viewers), Kubernetes CRI files
 (`<time> stderr F ...`), syslog (RFC 3164 and 5424, with or without `<PRI>`, Nginx's own
-`error_log syslog:` output and journald's short form `Mon DD hh:mm:ss host nginx[pid]: `)
-and init scripts (`Restarting nginx: `). Wrappers nest; `unwrap` takes them off from the
-outside in and says what they were (`kind`, outermost first) and what they told (their own
-time, host, service, stream, syslog facility and severity, pid).
+`error_log syslog:` output and journald's short form `Mon DD hh:mm:ss host nginx[pid]: `),
+init scripts (`Restarting nginx: `) and cloud consoles' log stream names (`aws logs tail`:
+`<time> web/nginx/1a2b3c <record>`). Wrappers nest; `unwrap` takes them off from the outside
+in and says what they were (`kind`, outermost first) and what they told (their own time, host,
+service, stream, syslog facility and severity, pid, log stream).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ _IETF_RE = re.compile(
     rf"1 ({_RFC3339}|-) (\S{{1,255}}) (\S{{1,48}}) (\S{{1,128}}) (\S{{1,32}}) "
     r"(?:-|(?:\[[^\]]*\])+) ", re.ASCII)
 _INIT_RE = re.compile(r"(?:Starting|Restarting|Reloading|Stopping) nginx: ", re.ASCII)
+# A cloud console's log stream (or group/stream) name in front, as `aws logs tail` prints it
+# after the time: taken only when an Nginx record follows.
+_STREAM_RE = re.compile(
+    r"([\w.\-$]+(?:/[\w.\-$\[\]]+)+) (?=\d{4}/\d\d/\d\d |nginx: |\d{1,3}(?:\.\d{1,3}){3} |\[)",
+    re.ASCII)
 _MONTHS = frozenset(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                      "Nov", "Dec"))
 MAX_DEPTH = 4
@@ -84,6 +90,11 @@ def _layer(text: str, info: dict[str, Any]) -> tuple[str, int]:
         init = _INIT_RE.match(text)
         if init is not None:
             return "init_script", init.end()
+    if "/" in text[:120]:
+        stream = _STREAM_RE.match(text)
+        if stream is not None:
+            info["log_stream"] = stream.group(1)
+            return "log_stream", stream.end()
     if " | " in text[:80] or "  |" in text[:80]:
         compose = _COMPOSE_RE.match(text)
         if compose is not None:
