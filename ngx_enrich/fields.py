@@ -100,6 +100,14 @@ FIELDS: tuple[Field, ...] = (
     Field("wrapper", "object", None, "what wrapped the record: docker compose, syslog, ..."),
 )
 
+# Values the parser hands to the explanations that are not emitted themselves: a template may
+# name them, and they are dropped before the record is shaped.
+TEMPLATE_ONLY: dict[str, str] = {
+    "head": "the message without its variable parts, the key of rule lookup",
+    "errno_text": "the errno's text as Nginx logged it (glibc or musl wording)",
+    "rcode_text": "the DNS response code's text of a resolver error",
+}
+
 WRAPPER_FIELDS: tuple[Field, ...] = (
     Field("kind", "keyword", None, "docker_compose | timestamp | cri | syslog | init_script | "
           "log_stream, outermost first"),

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from ngx_enrich.classify import Verdict
-from ngx_enrich.fields import FIELDS
+from ngx_enrich.fields import FIELDS, TEMPLATE_ONLY
 
 SCHEMAS = ("default", "flat", "ecs")
-_INTERNAL = ("head", "errno_text", "rcode_text")
+_INTERNAL = tuple(TEMPLATE_ONLY)
 _ECS = {f.name: f.ecs.split(".") for f in FIELDS if f.ecs}
 _ECS_FROM_RECORD = ("message",)
 

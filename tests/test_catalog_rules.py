@@ -189,3 +189,13 @@ def test_loader_reports_missing_en_and_bad_level(tmp_path: Path) -> None:
 def test_loader_reports_invalid_toml(tmp_path: Path) -> None:
     problems = _problems(_write(tmp_path, "[[rule]\nid = "))
     assert any("not valid TOML" in p for p in problems)
+
+
+def test_loader_rejects_a_text_naming_an_undeclared_field(tmp_path: Path) -> None:
+    bad = GOOD.replace('en = "English text."', 'en = "Backend {upstrem?} and {zone} failed."')
+    problems = _problems(_write(tmp_path, bad))
+    assert any("'my_rule': the text names {upstrem}" in p for p in problems)
+    assert not any("{zone}" in p for p in problems)  # zone is a declared field
+    with_extract = GOOD.replace('en = "English text."', 'en = "Pool {pool_name} is full."') \
+        + 'extract = "pool (?P<pool_name>\\\\w+)"\n'
+    assert catalog.load([_write(tmp_path, with_extract, "ok.toml")]).rules[0].id == "my_rule"

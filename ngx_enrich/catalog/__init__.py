@@ -15,7 +15,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ngx_enrich.fields import FIELDS, TEMPLATE_ONLY
+
 HERE = Path(__file__).parent
+_TEMPLATE_NAMES = frozenset({f.name for f in FIELDS} | set(TEMPLATE_ONLY))
 AREAS = frozenset((
     "upstream", "client", "tls", "access", "filesystem", "limits", "resources", "config",
     "lifecycle", "dns", "app", "http2", "cache", "server", "other",
@@ -168,6 +171,16 @@ def _check_texts(entry: dict[str, Any], where: str, problems: list[str]) -> dict
     return texts
 
 
+def _check_names(texts: dict[str, Template], extracted: set[str], where: str,
+                 problems: list[str]) -> None:
+    """A text may name only what a record carries: a declared field, a parser value kept for
+    the texts, or a group of the rule's own `extract`."""
+    named = {p[0] for t in texts.values() for p in t.parts if isinstance(p, tuple)}
+    for name in sorted(named - _TEMPLATE_NAMES - extracted):
+        problems.append(f"{where}: the text names {{{name}}}, which no record carries "
+                        "(see ngx_enrich/fields.py, or name it in `extract`)")
+
+
 def _check_common(entry: dict[str, Any], where: str, problems: list[str]) -> None:
     if entry.get("area") not in AREAS:
         problems.append(f"{where}: unknown area {entry.get('area')!r}")
@@ -233,6 +246,8 @@ def build_rule(entry: dict[str, Any], origin: str, problems: list[str]) -> Rule 
             extract = re.compile(entry["extract"])
         except (re.error, TypeError) as exc:
             problems.append(f"{where}: bad extract pattern ({exc})")
+    _check_names(texts, set(extract.groupindex) if extract is not None else set(), where,
+                 problems)
     if len(texts) != len(LANGS) or not isinstance(rid, str):
         return None
     return Rule(
@@ -294,6 +309,7 @@ def _read_statuses(problems: list[str]) -> dict[int | str, Status]:
             problems.append(f"{where}: unknown key {key!r}")
         _check_common(entry, where, problems)
         texts = _check_texts(entry, where, problems)
+        _check_names(texts, set(), where, problems)
         valid = isinstance(code, int) or (isinstance(code, str) and _CLASS_RE.match(code))
         if not valid or code in statuses:
             problems.append(f"{where}: code must be a unique status or class (\"4xx\")")
