@@ -22,7 +22,7 @@ from ngx_enrich.io import BAD_UTF8, Joiner
 from ngx_enrich.parse.dispatch import continues, opens_record, parse_text, starts_record
 from ngx_enrich.parse.jsonrecord import parse_json_record, parse_json_text
 from ngx_enrich.parse.logformat import compile_log_format
-from ngx_enrich.parse.wrappers import unwrap
+from ngx_enrich.parse.wrappers import combine, record_wrapper, unwrap
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
 
@@ -99,7 +99,8 @@ class Enricher:
         for key in self._text_keys:
             text = record.get(key)
             if isinstance(text, str):
-                return self._text(text.rstrip("\r\n"), dict(record), parse_error)
+                outer = record_wrapper(record) if key == "log" else None
+                return self._text(text.rstrip("\r\n"), dict(record), parse_error, outer)
         fields = parse_json_record(record)
         if fields is not None:
             if parse_error:
@@ -123,7 +124,9 @@ class Enricher:
         """A multiline joiner that knows this enricher's access format."""
         return Joiner(functools.partial(continues, starts=self.starts_record), opens_record)
 
-    def _text(self, text: str, base: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
+    def _text(self, text: str, base: dict[str, Any], parse_error: str | None,
+              outer: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`outer`: what the record around the text says of its wrapper."""
         if not text:
             return self._other(base, "empty line")
         if len(text) > MAX_LINE:
@@ -133,6 +136,7 @@ class Enricher:
             if json_fields is not None:
                 return self._access(base, json_fields)
         inner, wrapper = unwrap(text)
+        wrapper = combine(outer, wrapper)
         kind, fields = parse_text(inner, self._access_format)
         if fields is None:
             facts: dict[str, Any] = {"kind": "other",

@@ -110,3 +110,21 @@ def test_any_known_line_in_any_wrapper_gets_the_same_facts(line: str, layers: li
     bare = enricher.enrich_line(line)["ngx"]
     assert wrapped.pop("wrapper")["kind"] == [kind for kind, _ in layers]
     assert wrapped == bare
+
+
+def test_docker_json_file_and_cri_records_report_their_wrapper() -> None:
+    enricher = Enricher()
+    docker = enricher.enrich_record({"log": ERROR + "\n", "stream": "stderr",
+                                     "time": "2023-11-03T08:12:44.1Z"})["ngx"]
+    assert docker["wrapper"] == {"kind": ["docker_json"], "stream": "stderr",
+                                 "time": "2023-11-03T08:12:44.1Z"}
+    assert docker["category"] == "upstream_refused"
+    # Fluent Bit's cri parser: a partial line; and a docker record around a compose prefix
+    cri = enricher.enrich_record({"log": ACCESS, "stream": "stdout", "time": "t", "_p": "P"})
+    assert cri["ngx"]["wrapper"]["kind"] == ["cri"] and cri["ngx"]["wrapper"]["partial"]
+    nested = enricher.enrich_record({"log": f"web_1  | {ERROR}", "stream": "stdout",
+                                     "time": "t"})["ngx"]
+    assert nested["wrapper"]["kind"] == ["docker_json", "docker_compose"]
+    assert nested["wrapper"]["service"] == "web_1"
+    # any other record is not a wrapper
+    assert "wrapper" not in enricher.enrich_record({"log": ERROR, "host": "h"})["ngx"]

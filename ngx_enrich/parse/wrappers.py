@@ -121,3 +121,31 @@ def unwrap(text: str) -> tuple[str, dict[str, Any] | None]:
     if not kinds:
         return text, None
     return text, {"kind": kinds, **info}
+
+
+_DOCKER_KEYS = frozenset(("log", "stream", "time", "attrs"))
+_CRI_KEYS = frozenset(("log", "stream", "time", "_p", "logtag"))
+
+
+def record_wrapper(record: dict[str, Any]) -> dict[str, Any] | None:
+    """What a decoded record says of its wrapper: a docker json-file object
+    (`{"log", "stream", "time"}`) or a CRI line as Fluent Bit's `cri` parser splits it."""
+    keys = record.keys()
+    if "stream" not in keys or "time" not in keys:
+        return None
+    info: dict[str, Any] = {"stream": record["stream"], "time": record["time"]}
+    if keys <= _DOCKER_KEYS:
+        return {"kind": ["docker_json"], **info}
+    if keys <= _CRI_KEYS:
+        if record.get("_p", record.get("logtag")) == "P":
+            info["partial"] = True
+        return {"kind": ["cri"], **info}
+    return None
+
+
+def combine(outer: dict[str, Any] | None, inner: dict[str, Any] | None
+            ) -> dict[str, Any] | None:
+    """Two wrapper reports, the outer around the inner, as one."""
+    if outer is None or inner is None:
+        return outer or inner
+    return {**inner, **outer, "kind": [*outer["kind"], *inner["kind"]]}
