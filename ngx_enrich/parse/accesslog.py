@@ -109,12 +109,16 @@ def parse_access_line(line: str) -> dict[str, Any] | None:
     fields["time"] = access_time(*t.groups())
     fields["request"] = request
     split_request(request, fields)
+    _status_and_after(status, size, rest, fields)
+    return fields
+
+
+def _status_and_after(status: str, size: str, rest: str, fields: dict[str, Any]) -> None:
     fields["status"] = int(status)
     if size != "-":
         fields["bytes"] = int(size)
     if rest:
         _tail(rest, fields)
-    return fields
 
 
 def _tail(rest: str, fields: dict[str, Any]) -> None:
@@ -181,11 +185,7 @@ def _loose(line: str) -> dict[str, Any] | None:
     if request and request != "-":
         fields["request"] = request
         split_request(request, fields)
-    fields["status"] = int(status)
-    if size != "-":
-        fields["bytes"] = int(size)
-    if rest:
-        _tail(rest, fields)
+    _status_and_after(status, size, rest, fields)
     skipped = " ".join(part for part in (before.strip(), between.strip()) if part)
     if skipped:
         fields["extra"] = f"{skipped} {fields['extra']}" if "extra" in fields else skipped
