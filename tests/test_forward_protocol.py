@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import struct
 from typing import Any
 
@@ -374,3 +375,18 @@ def test_arbitrary_bytes_only_raise_protocol_errors(data: bytes) -> None:
                 list(request.events(Limits(max_buffer=1 << 16)))
         except ProtocolError:
             pass
+
+
+@given(st.lists(st.integers(0, 3000), max_size=60), st.integers(50, 5000))
+def test_entry_pieces_split_at_entry_boundaries(sizes: list[int], limit: int) -> None:
+    """A batch goes on in pieces of at most `limit` bytes, whole entries only, in order."""
+    packer = protocol.EntryPacker()
+    for n, size in enumerate(sizes):
+        packer.add(n, {"log": "x" * size})
+    pieces = list(packer.pieces(limit))
+    assert b"".join(p for p, _ in pieces) == packer.payload()
+    assert sum(c for _, c in pieces) == len(sizes)
+    for payload, count in pieces:
+        assert len(payload) <= limit or count == 1
+        entries = list(msgpack.Unpacker(io.BytesIO(payload), raw=False))
+        assert len(entries) == count

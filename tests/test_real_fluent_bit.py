@@ -394,8 +394,12 @@ def test_serve_killed_mid_stream_loses_nothing(tmp_path: Path) -> None:
             hop.kill()
             append(logs, lines[total // 2:])
             hop = serve(*args)
-            wait_until(lambda: len(set(_numbers_in(es))) >= total, f"all {total} numbers",
-                       240, 0.5)
+            try:
+                wait_until(lambda: len(set(_numbers_in(es))) >= total, f"all {total} numbers",
+                           300, 0.5)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {len(set(_numbers_in(es)))} arrived, rejects "
+                                     f"{es.rejects[:2]}\n{proc.tail(20)}\n{hop.tail(10)}") from None
         finally:
             proc.stop()
             hop.stop()

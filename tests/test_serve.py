@@ -1081,3 +1081,17 @@ def test_command_keeps_the_sender_time_when_asked() -> None:
     record = orjson.loads(stdout)
     assert record["time"] == "2027-01-15T08:00:00.000000007Z"
     assert record["record"]["ngx"]["category"] == "upstream_refused"
+
+
+def test_a_large_enriched_chunk_goes_on_in_pieces(receiver: Receiver) -> None:
+    """Enriched events outgrow the raw chunk: the next hop gets several requests, each under
+    the limit and acked, before the sender's one chunk is acked."""
+    hop = ForwardClient("127.0.0.1", receiver.port, backoff=(0.02, 0.2), ack_timeout=WAIT)
+    sink = ForwardSink(hop, retry_timeout=WAIT, max_chunk=20_000)
+    events = [(1714557600 + n, {"log": ERROR_LINE, "id": f"e{n}"}) for n in range(200)]
+    with Serve(sink) as serve:
+        assert deliver(serve.port, packed("nginx.error", events, "big"), "big") == 0
+    assert receiver.ids() == [f"e{n}" for n in range(200)]
+    assert len(receiver.frames) > 5
+    assert all(len(frame[1]) <= 20_000 for frame in receiver.frames)
+    assert sum(frame[2]["size"] for frame in receiver.frames) == 200

@@ -298,21 +298,36 @@ def pack(obj: Any) -> bytes:
 class EntryPacker:
     """Builds a PackedForward stream of plain `[time, record]` entries."""
 
-    __slots__ = ("_buf", "_pack", "count")
+    __slots__ = ("_buf", "_ends", "_pack", "count")
 
     def __init__(self) -> None:
         self._pack = packer().pack
         self._buf = bytearray()
+        self._ends: list[int] = []
         self.count = 0
 
     def add(self, time: Time, record: Record) -> None:
         """Append one entry (the time is packed as given, so EventTime stays exact)."""
         self._buf += self._pack([time, record])
+        self._ends.append(len(self._buf))
         self.count += 1
 
     def payload(self) -> bytes:
         """The packed entries."""
         return bytes(self._buf)
+
+    def pieces(self, limit: int) -> Iterator[tuple[bytes, int]]:
+        """The entries as payloads of at most `limit` bytes each (an entry larger than that
+        goes alone), with their entry counts."""
+        start = count = 0
+        for n, end in enumerate(self._ends):
+            if end - start > limit and count:
+                cut = self._ends[n - 1]
+                yield bytes(self._buf[start:cut]), count
+                start, count = cut, 0
+            count += 1
+        if count:
+            yield bytes(self._buf[start:]), count
 
 
 def encode_packed_forward(

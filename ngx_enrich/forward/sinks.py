@@ -167,6 +167,10 @@ class ForwardBatch(Batch):
         self.count += 1
 
 
+MAX_CHUNK = 4 << 20
+"""Largest PackedForward payload sent to the next hop, in bytes."""
+
+
 class ForwardSink(Sink):
     """The next forward hop, acked: a batch is delivered when the hop acknowledges it.
 
@@ -175,9 +179,11 @@ class ForwardSink(Sink):
     here: the backlog stays in the sender's buffer, where it is meant to be.
     """
 
-    def __init__(self, client: ForwardClient, *, retry_timeout: float) -> None:
+    def __init__(self, client: ForwardClient, *, retry_timeout: float,
+                 max_chunk: int = MAX_CHUNK) -> None:
         self.client = client
         self.retry_timeout = retry_timeout
+        self.max_chunk = max_chunk
         self.description = f"forward://{client.address}"
         self._lock = asyncio.Lock()
 
@@ -190,7 +196,11 @@ class ForwardSink(Sink):
             raise DeliveryError(f"{self.description} is down; another chunk is retrying")
         try:
             async with asyncio.timeout(self.retry_timeout), self._lock:
-                await self.client.send(batch.tag, batch.entries.payload(), batch.count)
+                # Enriched events are several times larger than the raw lines they came from:
+                # one sender's chunk may go on as several, each acked, so that no request
+                # exceeds what the next hop takes (Fluent Bit's in_forward: 6 MB by default).
+                for payload, count in batch.entries.pieces(self.max_chunk):
+                    await self.client.send(batch.tag, payload, count)
         except TimeoutError as exc:
             raise DeliveryError(
                 f"{self.description} did not ack within {self.retry_timeout:g}s"
