@@ -139,11 +139,7 @@ class Enricher:
         wrapper = combine(outer, wrapper)
         kind, fields = parse_text(inner, self._access_format)
         if fields is None:
-            facts: dict[str, Any] = {"kind": "other",
-                                     "parse_error": parse_error or "not an Nginx log line"}
-            if wrapper is not None:
-                facts["wrapper"] = wrapper
-            return self.shaper.record(base, facts)
+            return self._other(base, parse_error or "not an Nginx log line", wrapper)
         if parse_error:
             fields["parse_error"] = parse_error
         if wrapper is not None:
@@ -158,5 +154,9 @@ class Enricher:
         verdict = self.classifier.status(status) if isinstance(status, int) else None
         return self.shaper.record(base, self.shaper.facts("access", fields, verdict))
 
-    def _other(self, base: dict[str, Any], reason: str) -> dict[str, Any]:
-        return self.shaper.record(base, {"kind": "other", "parse_error": reason})
+    def _other(self, base: dict[str, Any], reason: str,
+               wrapper: dict[str, Any] | None = None) -> dict[str, Any]:
+        facts: dict[str, Any] = {"kind": "other", "parse_error": reason}
+        if wrapper is not None:
+            facts["wrapper"] = wrapper
+        return self.shaper.record(base, facts)

@@ -169,6 +169,12 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def loop_args(to_serve: int, back: int) -> tuple[str, ...]:
+    """`serve` as the forward loops' comments start it: listen, forward back, tag prefix."""
+    return ("--listen", f"127.0.0.1:{to_serve}", "--to", f"forward://127.0.0.1:{back}",
+            "--tag-prefix", "enriched")
+
+
 def serve(*args: str, environ: dict[str, str] | None = None) -> Proc:
     """`ngx-enrich serve ARGS`; returns once it listens."""
     proc = Proc([sys.executable, "-m", "ngx_enrich", "serve", *args], cwd=ROOT,

@@ -36,6 +36,7 @@ from realpeers import (
     corpus,
     env,
     free_port,
+    loop_args,
     make_tls,
     numbered,
     numbers,
@@ -134,8 +135,7 @@ def test_forward_loop(name: str, schema: str, tmp_path: Path) -> None:
                    **_forward_ports(yaml, to_serve, back)}
         siblings = [] if yaml else ["forward-loop-parsers.conf"]
         conf = render(CONFIGS / name, tmp_path / "fb", replace, siblings)
-        hop = serve("--listen", f"127.0.0.1:{to_serve}", "--to", f"forward://127.0.0.1:{back}",
-                    "--tag-prefix", "enriched", "--schema", schema,
+        hop = serve(*loop_args(to_serve, back), "--schema", schema,
                     "--log-format", CUSTOM_FORMAT)
         proc = fluent_bit(conf)
         lines = corpus()
@@ -219,8 +219,7 @@ def test_kubernetes_daemonset_config(tmp_path: Path) -> None:
             **_forward_ports(True, to_serve, back),
         }
         conf = render(CONFIGS / "kubernetes.yaml", tmp_path / "fb", replace)
-        hop = serve("--listen", f"127.0.0.1:{to_serve}", "--to", f"forward://127.0.0.1:{back}",
-                    "--tag-prefix", "enriched")
+        hop = serve(*loop_args(to_serve, back))
         proc = fluent_bit(conf)
         lines = corpus(custom_format=False)
         try:
@@ -381,8 +380,7 @@ def test_serve_killed_mid_stream_loses_nothing(tmp_path: Path) -> None:
         conf = render(CONFIGS / "forward-loop.conf", tmp_path / "fb",
                       {**_replacements(tmp_path, tls, es, False),
                        **_forward_ports(False, to_serve, back)}, ["forward-loop-parsers.conf"])
-        args = ("--listen", f"127.0.0.1:{to_serve}", "--to", f"forward://127.0.0.1:{back}",
-                "--tag-prefix", "enriched")
+        args = loop_args(to_serve, back)
         hop = serve(*args)
         proc = fluent_bit(conf)
         logs = tmp_path / "logs"
@@ -418,8 +416,7 @@ def test_next_hop_down_for_30s_serve_stays_flat(tmp_path: Path) -> None:
     to_serve, back = free_port(), free_port()
     with elasticsearch(tls) as es:
         sender_conf, receiver_conf = _loop_with_two_processes(tmp_path, es, tls, to_serve, back)
-        hop = serve("--listen", f"127.0.0.1:{to_serve}", "--to", f"forward://127.0.0.1:{back}",
-                    "--tag-prefix", "enriched", "--retry-timeout", "10")
+        hop = serve(*loop_args(to_serve, back), "--retry-timeout", "10")
         receiver = fluent_bit(receiver_conf)
         sender = fluent_bit(sender_conf)
         logs = tmp_path / "logs"

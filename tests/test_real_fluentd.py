@@ -26,6 +26,7 @@ from realpeers import (
     corpus,
     env,
     free_port,
+    loop_args,
     numbered,
     numbers,
     opened_by_any,
@@ -106,8 +107,7 @@ def test_forward_hop_config_enriches_every_record(tmp_path: Path) -> None:
     to_serve, back = free_port(), free_port()
     replace = {**_paths(tmp_path), "port 24225": f"port {to_serve}", "port 24224": f"port {back}"}
     conf = render(EXAMPLES / "forward" / "fluentd-forward-loop.conf", tmp_path, replace)
-    hop = serve("--listen", f"127.0.0.1:{to_serve}", "--to", f"forward://127.0.0.1:{back}",
-                "--tag-prefix", "enriched", "--log-format", CUSTOM_FORMAT)
+    hop = serve(*loop_args(to_serve, back), "--log-format", CUSTOM_FORMAT)
     lines = corpus()
     proc = fluentd(conf)
     try:
@@ -125,8 +125,7 @@ def test_forward_hop_survives_serve_killed_mid_stream(tmp_path: Path) -> None:
     to_serve, back = free_port(), free_port()
     replace = {**_paths(tmp_path), "port 24225": f"port {to_serve}", "port 24224": f"port {back}"}
     conf = render(EXAMPLES / "forward" / "fluentd-forward-loop.conf", tmp_path, replace)
-    hop_args = ("--listen", f"127.0.0.1:{to_serve}", "--to", f"forward://127.0.0.1:{back}",
-                "--tag-prefix", "enriched")
+    hop_args = loop_args(to_serve, back)
     hop = serve(*hop_args)
     total = 50_000
     proc = fluentd(conf)
