@@ -12,7 +12,7 @@ import contextlib
 import functools
 import math
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
@@ -45,6 +45,17 @@ def own_time_ns(record: dict[str, Any], key: str = "ngx") -> int | None:
     if (type(value) is int or type(value) is float) and math.isfinite(value) and value >= 0:
         return round(value * NS)
     return None
+
+
+def own_time_text(record: dict[str, Any], key: str = "ngx") -> str | None:
+    """The enriched record's own time as UTC text with microseconds, if it has one."""
+    ns = own_time_ns(record, key)
+    return None if ns is None else utc_text(ns)
+
+
+def utc_iso(moment: datetime) -> str:
+    """`2026-11-29T18:20:26.123456Z`; a moment without a zone is taken as local time."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def utc_text(ns: int, digits: int = 6, zone: str = "Z") -> str:

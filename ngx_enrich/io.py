@@ -22,7 +22,7 @@ import msgpack
 from ngx_enrich.encode import json_lines
 
 CHUNK = 1 << 16
-MAX_PENDING = 8 << 20  # a "line" longer than this is emitted in pieces
+MAX_PIECE = 8 << 20  # a "line" longer than this is emitted in pieces
 MAX_RECORD_LINES = 1000  # a multiline record is closed after this many lines
 QUIET = 0.2
 BAD_UTF8 = "invalid UTF-8 (bytes shown as \\xNN)"
@@ -51,7 +51,7 @@ def read_lines(fd: int, quiet: float | None = None,
         cut = data.rfind(b"\n")
         if cut < 0:
             pending = data
-            if len(pending) > MAX_PENDING:
+            if len(pending) > MAX_PIECE:
                 yield decode(pending)
                 pending = b""
             continue

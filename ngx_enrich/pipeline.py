@@ -26,7 +26,7 @@ from ngx_enrich.parse.wrappers import combine, record_wrapper, unwrap
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
 
-MAX_LINE = 64 * 1024
+MAX_PARSED = 64 * 1024  # a longer line is passed through unparsed
 TEXT_KEYS = ("log", "message", "msg")
 @dataclass(frozen=True, slots=True)
 class Options:
@@ -129,7 +129,7 @@ class Enricher:
         """`outer`: what the record around the text says of its wrapper."""
         if not text:
             return self._other(base, "empty line")
-        if len(text) > MAX_LINE:
+        if len(text) > MAX_PARSED:
             return self._other(base, "line too long to parse")
         if text[:1] == "{":  # an `escape=json` access line inside `log`
             json_fields = parse_json_text(text)

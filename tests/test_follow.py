@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 import pytest
 
-from ngx_enrich import follow
+from ngx_enrich import eventtime, follow
 from ngx_enrich.follow import Tailer
+from ngx_enrich.follow.tailer import READ_CHUNK
 from ngx_enrich.io import write_json_lines
 from ngx_enrich.pipeline import Enricher
 
@@ -250,7 +251,7 @@ def test_backlog_of_renamed_file_comes_before_the_new_file(tmp_path: Path) -> No
     with Tailer([str(path)], from_start=True) as tailer:
         writer.write(3)
         poll_until(tailer, col, 3)
-        writer.write(3 * follow.READ_CHUNK // 60)  # more than one read's worth
+        writer.write(3 * READ_CHUNK // 60)  # more than one read's worth
         writer.rotate("rename")
         writer.write(10)
         poll_until(tailer, col, writer.next)
@@ -464,8 +465,8 @@ def test_records_get_utc_time_and_source_path(
 
 def test_flat_schema_time_is_used() -> None:
     record = {"log": "x", "ngx_time": "2026-11-29T19:20:26+01:00"}
-    assert follow.event_time(record, "ngx") == "2026-11-29T18:20:26.000000Z"
-    assert follow.event_time({"log": "x"}, "ngx") is None
+    assert eventtime.own_time_text(record, "ngx") == "2026-11-29T18:20:26.000000Z"
+    assert eventtime.own_time_text({"log": "x"}, "ngx") is None
 
 
 def test_enricher_failure_passes_the_line_through(tmp_path: Path) -> None:
@@ -587,7 +588,7 @@ def test_fluent_bit_exec_source_matches_follow(style: str) -> None:
     assert str(parser["time_keep"]).lower() in ("off", "false")
     # Fluent Bit reads %L (the fraction) itself and strptime the rest; %f stands in for it.
     fmt = parser["time_format"].replace("%L", "%f")
-    stamp = follow.utc_iso(datetime(2026, 11, 29, 18, 20, 26, 123456, tzinfo=UTC))
+    stamp = eventtime.utc_iso(datetime(2026, 11, 29, 18, 20, 26, 123456, tzinfo=UTC))
     assert datetime.strptime(stamp, fmt) == datetime(2026, 11, 29, 18, 20, 26, 123456, tzinfo=UTC)
 
 

@@ -1,41 +1,30 @@
-"""`ngx-enrich follow`: follow Nginx log files like `tail -F` and emit enriched records.
+"""Follow files like `tail -F`: rotation by rename and by copytruncate, positions kept.
 
-This is the Fluent Bit shape: Fluent Bit has no exec filter, so `in_exec` runs ngx-enrich as a
-source that reads the logs itself. The `Tailer` follows rotation by rename and by copytruncate
-and keeps its positions in a JSON state file, so a restart neither loses nor repeats a line.
+A `Tailer` hands out `Batch`es of complete lines; once a batch is delivered, `commit` moves
+the saved position past it, so a restart neither loses nor repeats a line.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import hashlib
-import json
 import logging
 import os
-import signal
 import stat
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ngx_enrich import argtypes
-from ngx_enrich.eventtime import own_time_ns, utc_text
-from ngx_enrich.io import Joiner, Line, decode
-from ngx_enrich.parse.dispatch import continues, opens_record
+from ngx_enrich.follow.state import Entries, load_state, save_state
+from ngx_enrich.io import MAX_PIECE, Line, decode
 
 log = logging.getLogger(__name__)
 
 FP_BYTES = 64  # bytes at the head of a file that identify it beside its inode
 READ_CHUNK = 1 << 20  # bytes read from one file per poll
-MAX_LINE = 8 << 20  # a line longer than this is emitted in pieces
 ROTATE_WAIT = 5.0  # seconds a rotated-away file is still read (the writer may not have reopened)
-STATE_VERSION = 1
 
 
 # --------------------------------------------------------------------------- file identity
@@ -297,10 +286,10 @@ class Tailer:
         """One chunk of complete lines from `s` (advancing it); `final` adds a partial tail."""
         data = os.pread(s.fd, READ_CHUNK, s.read_pos)
         if b"\n" not in data and len(data) == READ_CHUNK:
-            data = os.pread(s.fd, MAX_LINE, s.read_pos)
+            data = os.pread(s.fd, MAX_PIECE, s.read_pos)
         s.at_eof = len(data) < READ_CHUNK
         cut = data.rfind(b"\n") + 1
-        if (final and s.at_eof) or len(data) >= MAX_LINE:
+        if (final and s.at_eof) or len(data) >= MAX_PIECE:
             cut = len(data)  # a line that will never be finished, or too long to wait for
         if cut == 0:
             return None
@@ -392,209 +381,13 @@ class Tailer:
         else:
             w.draining.append(stream)
 
-    def _load_state(self) -> dict[str, list[dict[str, Any]]]:
-        """Saved entries by absolute path; a missing or unreadable state file gives none."""
-        if not self.state_path:
-            return {}
-        try:
-            with open(self.state_path, "rb") as fh:
-                data = json.load(fh)
-            return _check_state(data)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring state file %s: %s", self.state_path, exc)
-            return {}
+    def _load_state(self) -> Entries:
+        return load_state(self.state_path)
 
     def save_state(self) -> None:
-        """Write committed positions to the state file: temporary file, fsync, rename."""
-        if not self.state_path:
-            return
-        files = {
-            os.path.abspath(w.path): [s.entry() for s in self._streams(w)] for w in self._watches
-        }
-        body = json.dumps({"version": STATE_VERSION, "files": files}, indent=1).encode()
-        folder = os.path.dirname(os.path.abspath(self.state_path))
-        os.makedirs(folder, exist_ok=True)
-        tmp = f"{self.state_path}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_path)
-
-
-_ENTRY_TYPES = {"dev": int, "ino": int, "offset": int, "fp": str, "fp_len": int}
-
-
-def _check_state(data: object) -> dict[str, list[dict[str, Any]]]:
-    """The `files` map of a decoded state file; ValueError when it is not one we wrote."""
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        raise ValueError("not a version-1 state file")
-    files = data.get("files")
-    if not isinstance(files, dict):
-        raise ValueError("no 'files' map")
-    for path, entries in files.items():
-        for e in entries if isinstance(entries, list) else [None]:
-            ok = (
-                isinstance(e, dict)
-                and all(type(e.get(k)) is t for k, t in _ENTRY_TYPES.items())
-                and type(e.get("until", 0.0)) in (int, float)
-            )
-            if not ok:
-                raise ValueError(f"bad entry for {path}")
-    return files
-
-
-# --------------------------------------------------------------------------- record shaping
-
-
-
-def utc_iso(moment: datetime) -> str:
-    """`2026-11-29T18:20:26.123456Z`; a moment without a zone is taken as local time."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def event_time(record: dict[str, Any], key: str) -> str | None:
-    """The record's own time as UTC ISO 8601 with microseconds, if it has a usable one."""
-    ns = own_time_ns(record, key)
-    return None if ns is None else utc_text(ns)
-
-
-def _enrich(enrich_line: Callable[..., dict[str, Any]], line: str,
-            err: str | None) -> dict[str, Any]:
-    """Run the enricher; a line it fails on is passed through rather than dropped."""
-    try:
-        return enrich_line(line) if err is None else enrich_line(line, err)
-    except Exception:
-        log.exception("enrichment failed; passing the line through")
-        return {"log": line}
-
-
-def shape_batch(
-    batch: Batch,
-    enrich_line: Callable[[str], dict[str, Any]],
-    *,
-    time_key: str = "time",
-    key: str = "ngx",
-    joiner: Callable[[], Joiner] = lambda: Joiner(continues, opens_record),
-) -> list[dict[str, Any]]:
-    """Enrich every line of `batch`, adding the time field and the source path.
-
-    The time is the record's own (see `event_time`) when it has one, else the read time.
-    An existing `path` field (say, a request path from a JSON access log) is left alone.
-    """
-    read_time = utc_iso(batch.read_at)
-    out = []
-    # A multiline error record (FastCGI stderr) is written by Nginx in one go, so it is
-    # joined within the batch; nothing is held across batches, so the saved offsets stay exact.
-    join = joiner()
-    for line, err in join.feed(batch.lines) + join.flush():
-        record = _enrich(enrich_line, line, err)
-        record[time_key] = event_time(record, key) or read_time
-        record.setdefault("path", batch.path)
-        out.append(record)
-    return out
-
-
-
-
-# --------------------------------------------------------------------------- command glue
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `ngx-enrich follow`."""
-    parser.add_argument("files", metavar="FILE", nargs="+", help="log files to follow")
-    parser.add_argument(
-        "--from-start",
-        action="store_true",
-        help="read files without a saved position from the start (default: from the end)",
-    )
-    parser.add_argument(
-        "--state",
-        metavar="PATH",
-        default=None,
-        help="JSON file keeping read positions across restarts (default: none)",
-    )
-    parser.add_argument(
-        "--poll",
-        metavar="SECONDS",
-        type=argtypes.positive_seconds,
-        default=0.25,
-        help="how often to look for new lines (default: 0.25)",
-    )
-    parser.add_argument("--once", action="store_true", help="read what is there now, then exit")
-    parser.add_argument(
-        "--time-key",
-        metavar="NAME",
-        default="time",
-        help="field for the UTC event time (default: time)",
-    )
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Turn SIGTERM/SIGINT into `stop.set()` for the duration (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def pump(
-    tailer: Tailer,
-    handle: Callable[[Batch], None],
-    stop: threading.Event,
-    *,
-    once: bool = False,
-) -> None:
-    """Poll, hand each batch to `handle`, commit it; until `stop` (or the files end, `once`)."""
-    while not stop.is_set():
-        batches = tailer.poll()
-        for batch in batches:
-            if stop.is_set():
-                return
-            handle(batch)
-            tailer.commit(batch)
-        if not batches:
-            if once:
-                return
-            stop.wait(tailer.poll_interval)
-
-
-def run(
-    args: argparse.Namespace,
-    enrich_line: Callable[[str], dict[str, Any]],
-    write: Callable[[list[dict[str, Any]]], None],
-    joiner: Callable[[], Joiner] = lambda: Joiner(continues, opens_record),
-) -> int:
-    """Run `ngx-enrich follow`; 0 on a clean stop (SIGTERM/SIGINT, --once, reader gone)."""
-    stop = threading.Event()
-    key = getattr(args, "key", None) or "ngx"
-    tailer = Tailer(
-        args.files, from_start=args.from_start, state_path=args.state, poll_interval=args.poll
-    )
-
-    def handle(batch: Batch) -> None:
-        write(shape_batch(batch, enrich_line, time_key=args.time_key, key=key, joiner=joiner))
-
-    with _stop_on_signals(stop):
-        try:
-            tailer.open()
-        except OSError as exc:
-            print(f"ngx-enrich follow: {exc}", file=sys.stderr)
-            return 1
-        try:
-            pump(tailer, handle, stop, once=args.once)
-        except BrokenPipeError:
-            pass  # the reader went away; the state holds what it received
-        finally:
-            tailer.close()
-    return 0
+        """Write the committed positions to the state file, if there is one."""
+        if self.state_path:
+            save_state(self.state_path, {
+                os.path.abspath(w.path): [s.entry() for s in self._streams(w)]
+                for w in self._watches
+            })
