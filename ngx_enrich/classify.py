@@ -15,7 +15,6 @@ from functools import lru_cache
 from typing import Any
 
 from ngx_enrich.catalog import Catalog, Rule, Status, Template
-from ngx_enrich.parse.errorlog import ssl_reason
 
 LEVEL_SEVERITY = {
     "emerg": "critical", "alert": "critical", "crit": "critical", "error": "error",
@@ -102,12 +101,17 @@ class Classifier:
         return "none"
 
     def error(self, fields: dict[str, Any]) -> Verdict:
-        """The verdict for a parsed error-log (or php-fpm) record."""
-        ssl = fields.get("ssl_error")
-        return self._lookup(
+        """The verdict for a parsed error-log (or php-fpm) record; the values its rule's
+        `extract` pattern finds in the message are added to `fields`."""
+        verdict: Verdict = self._lookup(
             fields.get("level", ""), fields.get("head", ""), fields.get("syscall"),
-            fields.get("errno"), fields.get("action"), ssl_reason(ssl) if ssl else None,
+            fields.get("errno"), fields.get("action"), fields.get("ssl_reason"),
         )
+        if verdict.extract is not None:
+            m = verdict.extract.search(fields.get("message", ""))
+            if m is not None:
+                fields.update({k: _number(v) for k, v in m.groupdict().items() if v})
+        return verdict
 
     def status(self, code: int) -> Verdict:
         """The verdict for an access-log status code (by exact code, then by class)."""
@@ -155,3 +159,14 @@ def _matches(rule: Rule, level: str, head: str, syscall: str | None, errno: int 
         and (not m.contains or any(c in head for c in m.contains))
         and (not m.ssl or (ssl is not None and any(s in ssl for s in m.ssl)))
     )
+
+
+def _number(text: str) -> Any:
+    """An extracted value: an integer or a float where it is one, else the text."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text

@@ -106,6 +106,7 @@ TEMPLATE_ONLY: dict[str, str] = {
     "head": "the message without its variable parts, the key of rule lookup",
     "errno_text": "the errno's text as Nginx logged it (glibc or musl wording)",
     "rcode_text": "the DNS response code's text of a resolver error",
+    "ssl_reason": "the OpenSSL reason of the last error in the SSL queue",
 }
 
 WRAPPER_FIELDS: tuple[Field, ...] = (

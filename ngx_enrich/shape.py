@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import errno as _errno
-from datetime import datetime
 from typing import Any
 
 from ngx_enrich.classify import Verdict
@@ -18,11 +16,6 @@ SCHEMAS = ("default", "flat", "ecs")
 _INTERNAL = tuple(TEMPLATE_ONLY)
 _ECS = {f.name: f.ecs.split(".") for f in FIELDS if f.ecs}
 _ECS_FROM_RECORD = ("message",)
-
-
-def errno_name(number: int) -> str | None:
-    """The errno symbol for a Linux errno number."""
-    return _errno.errorcode.get(number)
 
 
 class Shaper:
@@ -37,21 +30,7 @@ class Shaper:
         self._phrases = phrases
         self.key = key
         self.schema = schema
-        self._times: dict[str, str] = {}
         self._fragments: dict[tuple[str, str, str], dict[str, Any]] = {}
-
-    def local_time(self, naive: str) -> str:
-        """An error-log time (local, no zone) as ISO 8601 with the local offset."""
-        iso = self._times.get(naive)
-        if iso is None:
-            if len(self._times) > 4096:
-                self._times.clear()
-            try:
-                iso = datetime.fromisoformat(naive).astimezone().isoformat()
-            except ValueError:
-                iso = naive
-            self._times[naive] = iso
-        return iso
 
     def _fragment(self, verdict: Verdict) -> dict[str, Any]:
         """The verdict's fixed part, computed once per verdict and language."""
@@ -80,20 +59,10 @@ class Shaper:
         if verdict is not None:
             frag = self._fragment(verdict)
             ngx.update(frag)
-            if verdict.extract is not None:
-                m = verdict.extract.search(fields.get("message", ""))
-                if m is not None:
-                    fields.update({k: _number(v) for k, v in m.groupdict().items() if v})
             if "explanation" not in frag:
                 ngx["explanation"] = verdict.text[self.lang].render(fields)
         for name in _INTERNAL:
             fields.pop(name, None)
-        if kind == "error" and "time" in fields:
-            fields["time"] = self.local_time(fields["time"])
-        if "errno" in fields:
-            symbol = errno_name(fields["errno"])
-            if symbol:
-                fields["errno_name"] = symbol
         ngx.update(fields)
         return ngx
 
@@ -143,12 +112,3 @@ class Shaper:
         out[self.key] = custom
         return out
 
-
-def _number(text: str) -> Any:
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text

@@ -12,7 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ngx_enrich.parse.accesslog import parse_access_line
-from ngx_enrich.parse.errorlog import PREFIX_RE, parse_error_line, parse_partial_line
+from ngx_enrich.parse.errorlog import (
+    PREFIX_RE,
+    local_time,
+    parse_error_line,
+    parse_partial_line,
+)
 from ngx_enrich.parse.fpm import parse_fpm_line
 from ngx_enrich.parse.logformat import LogFormatParser
 
@@ -30,11 +35,13 @@ def parse_text(text: str, access: LogFormatParser | None = None
     """Recognise one raw line: ('error'|'access', fields) or ('other', None).
 
     `access` is a custom `log_format`, tried before the built-in access shapes. Error records
-    get their `stage`.
+    get their `stage`, and their local time its offset.
     """
     kind, fields = _parse_text(text, access)
     if kind == "error" and fields is not None:
         fields["stage"] = stage(fields)
+        if "time" in fields:
+            fields["time"] = local_time(fields["time"])
     return kind, fields
 
 

@@ -10,7 +10,9 @@ may hold commas and quotes. Also handled: the `nginx: [level] ...` stderr form, 
 
 from __future__ import annotations
 
+import errno as _errno
 import re
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -216,6 +218,7 @@ def _cut_ssl(msg: str, fields: dict[str, Any]) -> str:
                 end = pos
                 break
     ssl = fields["ssl_error"] = msg[start + 7:end]
+    fields["ssl_reason"] = ssl_reason(ssl)
     alert = ssl.rfind("SSL alert number ")
     if alert >= 0:
         number = ssl[alert + 17:alert + 20].rstrip(") ")
@@ -239,9 +242,21 @@ def _take_errno(msg: str, fields: dict[str, Any]) -> str:
         fields["rcode"] = int(num)
         fields["rcode_text"] = text
     else:
-        fields["errno"] = int(num)
+        number = fields["errno"] = int(num)
+        name = _errno.errorcode.get(number)
+        if name is not None:
+            fields["errno_name"] = name
         fields["errno_text"] = text
     return head
+
+
+@lru_cache(maxsize=4096)
+def local_time(naive: str) -> str:
+    """An error-log time (local, no zone) as ISO 8601 with the local offset."""
+    try:
+        return datetime.fromisoformat(naive).astimezone().isoformat()
+    except ValueError:
+        return naive
 
 
 def ssl_reason(ssl_error: str) -> str:
