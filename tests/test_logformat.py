@@ -16,13 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ngx_enrich.parse.accesslog import list_values, parse_access_line, split_request
+from ngx_enrich.parse.accesslog import BUILTIN_FORMATS, parse_access_line, parse_variant
 from ngx_enrich.parse.jsonrecord import parse_json_access
 from ngx_enrich.parse.logformat import (
     COMBINED,
     compile_log_format,
 )
 from ngx_enrich.parse.nginxconf import read_nginx_conf_formats
+from ngx_enrich.parse.values import list_values, split_request
 
 try:
     from nginx_harness import LogFormat, nginx_available, running_nginx
@@ -79,14 +80,28 @@ EMPTY_REQUEST = '10.0.0.7 - - [29/Feb/2024:23:59:59 +0000] "" 400 0 "-" "-"'
 
 
 @pytest.mark.parametrize("line", COMBINED_LINES)
-def test_combined_matches_builtin_parser(line: str) -> None:
-    assert compile_log_format(COMBINED).parse(line) == parse_access_line(line)
+def test_combined_matches_the_variant_reader(line: str) -> None:
+    # Lines in the built-in formats are read by their compiled format; the variant reader,
+    # which takes the lines none of them fits, must read them the same way.
+    fields = compile_log_format(COMBINED).parse(line)
+    assert fields is not None
+    assert fields == parse_variant(line) == parse_access_line(line)
+
+
+def test_builtin_formats_are_log_format_strings() -> None:
+    assert BUILTIN_FORMATS["combined"] == COMBINED
+    assert BUILTIN_FORMATS["upstreaminfo"] == UPSTREAMINFO
+    main = COMBINED_LINES[0] + ' "198.51.100.7, 10.0.0.2"'
+    fields = compile_log_format(BUILTIN_FORMATS["main"]).parse(main)
+    assert fields is not None and fields["x_forwarded_for"] == "198.51.100.7, 10.0.0.2"
+    assert fields == parse_variant(main) == parse_access_line(main)
 
 
 def test_empty_request_is_absent() -> None:
     fields = compile_log_format(COMBINED).parse(EMPTY_REQUEST)
     assert fields is not None
-    assert fields == {k: v for k, v in (parse_access_line(EMPTY_REQUEST) or {}).items()
+    assert "request" not in fields and parse_access_line(EMPTY_REQUEST) == fields
+    assert fields == {k: v for k, v in (parse_variant(EMPTY_REQUEST) or {}).items()
                       if k != "request"}
 
 
@@ -100,14 +115,14 @@ def test_combined_fields() -> None:
     }
 
 
-def test_upstreaminfo_matches_builtin_parser() -> None:
+def test_upstreaminfo_matches_the_variant_reader() -> None:
     line = (
         '10.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" 502 150 "-" "curl/8.5" 80 '
         "0.002 [default-svc-80] [] 10.1.0.5:80, 10.1.0.6:80 : 10.1.0.7:80 0, 150 : 0 "
         "0.001, 0.000 : - 502, 502 : 200 abc123"
     )
     fields = compile_log_format(UPSTREAMINFO).parse(line)
-    assert fields == parse_access_line(line)
+    assert fields == parse_variant(line) == parse_access_line(line)
     assert fields is not None
     assert fields["upstream_addr"] == ["10.1.0.5:80", "10.1.0.6:80", "10.1.0.7:80"]
     assert fields["upstream_status"] == [502, 502, 200]

@@ -1,6 +1,11 @@
-"""Parse access-log lines in the common shapes: common, combined, `main` with
-`$http_x_forwarded_for`, vhost-prefixed, X-Forwarded-For lists in front, and the
-ingress-nginx `upstreaminfo` tail. Values of `-` are absent; numbers are integers.
+"""Parse access-log lines in the built-in shapes.
+
+The formats most lines are in (`combined`, `main` with `$http_x_forwarded_for`, the
+ingress-nginx `upstreaminfo`) are `log_format` strings compiled by the one format compiler,
+tried the last one that matched first. Their variants (common, a vhost or an
+X-Forwarded-For list in front, more fields at the end) are read by the shape reader below;
+formats nobody declared are guessed as far as they are recognisable. Values of `-` are
+absent; numbers are integers.
 """
 
 from __future__ import annotations
@@ -8,8 +13,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+from ngx_enrich.parse.logformat import COMBINED, LogFormatParser, compile_log_format
+from ngx_enrich.parse.values import access_time, addrs_of, list_values, split_request
+
+#: The built-in formats, by the name Nginx users know them under.
+BUILTIN_FORMATS = {
+    "combined": COMBINED,
+    "main": COMBINED + ' "$http_x_forwarded_for"',
+    "upstreaminfo": COMBINED + " $request_length $request_time [$proxy_upstream_name] "
+    "[$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length "
+    "$upstream_response_time $upstream_status $req_id",
+}
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
 # Located by its `[$time_local]`, then read outwards, so no pattern scans the line twice.
@@ -23,7 +37,6 @@ _UPSTREAMINFO_RE = re.compile(
     r" (\d{1,18}) (\d{1,12}(?:\.\d{1,9})?) \[([^\]]*)\] \[([^\]]*)\] " + _LIST + " " + _LIST
     + " " + _LIST + " " + _LIST + r" (\S+)$", re.ASCII
 )
-_LIST_SPLIT = re.compile(r", | : ")
 # Formats nobody declared: the time in brackets (with or without an address before it), then
 # up to three other fields, the request, up to three other fields, status and size.
 _LOOSE_TIME_RE = re.compile(
@@ -35,24 +48,6 @@ _LOOSE_AFTER_RE = re.compile(
     r"(\d{1,18}|-)(.*)$", re.ASCII | re.DOTALL)
 _CURLY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"',
                         "\u00bb": '"'})
-
-
-def access_time(day: str, mon: str, year: str, hms: str, zone: str) -> str:
-    """ISO 8601 from the parts of `$time_local`."""
-    return f"{year}-{MONTHS.get(mon, 0):02d}-{day}T{hms}{zone[:3]}:{zone[3:]}"
-
-
-def split_request(request: str, fields: dict[str, Any]) -> None:
-    """Split `METHOD PATH PROTOCOL` into its parts; odd requests keep what they have."""
-    parts = request.split(" ")
-    if len(parts) >= 3 and parts[-1].startswith("HTTP/"):
-        fields["method"] = parts[0]
-        fields["path"] = " ".join(parts[1:-1])
-        fields["protocol"] = parts[-1]
-    elif len(parts) == 2:
-        fields["method"], fields["path"] = parts
-    elif request:
-        fields["method"] = request
 
 
 def _clients(pre: str, addr: str, ident: str, fields: dict[str, Any]) -> None:
@@ -69,29 +64,35 @@ def _clients(pre: str, addr: str, ident: str, fields: dict[str, Any]) -> None:
         fields["vhost"] = pre
 
 
-def addrs_of(value: str) -> list[str]:
-    """The addresses of `$upstream_addr` (`, ` between tries, ` : ` between groups)."""
-    return _LIST_SPLIT.split(value)
+class _Formats:
+    """The compiled built-in formats, the one that matched last tried first."""
+
+    def __init__(self) -> None:
+        self.order: list[LogFormatParser] = [
+            compile_log_format(fmt) for fmt in BUILTIN_FORMATS.values()]
+
+    def parse(self, line: str) -> dict[str, Any] | None:
+        order = self.order
+        for i, fmt in enumerate(order):
+            fields = fmt.parse(line)
+            if fields is not None:
+                if i:
+                    order.insert(0, order.pop(i))
+                return fields
+        return None
 
 
-def list_values(text: str) -> list[Any]:
-    """`$upstream_*` lists (`a, b : c`) as a list; `-` becomes None, numbers are parsed."""
-    out: list[Any] = []
-    for item in _LIST_SPLIT.split(text):
-        if item == "-":
-            out.append(None)
-        elif item.isascii() and item.isdigit() and len(item) < 19:
-            out.append(int(item))
-        else:
-            try:
-                out.append(float(item))
-            except ValueError:
-                out.append(item)
-    return out
+_FORMATS = _Formats()
 
 
 def parse_access_line(line: str) -> dict[str, Any] | None:
     """Parse one access-log line; None when it is not one."""
+    fields = _FORMATS.parse(line)
+    return fields if fields is not None else parse_variant(line)
+
+
+def parse_variant(line: str) -> dict[str, Any] | None:
+    """A variant of the built-in formats, or a line in a format nobody declared."""
     t = _TIME_RE.search(line)
     if t is None:
         return _loose(line) if "[" in line[:80] else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ngx_enrich.parse.accesslog import MONTHS
+from ngx_enrich.parse.values import MONTHS
 
 _FPM_RE = re.compile(
     r"\[(\d\d)-(\w{3})-(\d{4}) (\d\d:\d\d:\d\d)(?:\.\d+)?\] (ALERT|ERROR|WARNING|NOTICE|DEBUG): "

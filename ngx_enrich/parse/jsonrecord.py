@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from ngx_enrich.parse.accesslog import addrs_of, list_values, split_request
 from ngx_enrich.parse.logformat import (
     ADDRS,
     FLOAT,
@@ -31,6 +30,7 @@ from ngx_enrich.parse.logformat import (
     TIME_LOCAL_VALUE,
     time_local,
 )
+from ngx_enrich.parse.values import addrs_of, list_values, split_request
 
 _JSON_KEYS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("remote_addr", STR, ("remote_addr", "remote_ip", "client_ip", "clientip", "remote")),

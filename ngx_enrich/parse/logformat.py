@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from ngx_enrich.parse.accesslog import access_time, addrs_of, list_values, split_request
+from ngx_enrich.parse.values import access_time, addrs_of, list_values, split_request
 
 __all__ = [
     "COMBINED",
