@@ -134,10 +134,16 @@ class Joiner:
         return record
 
 
+# Records are written in groups of this many: a buffer for a whole batch (hundreds of KiB)
+# would be taken from the kernel and handed back each time, costing a page fault per page.
+WRITE_GROUP = 32
+
+
 def write_json_lines(out: BinaryIO, records: list[dict[str, Any]]) -> None:
     """Write records as JSON lines and flush."""
     if records:
-        out.write(json_lines(records))
+        for i in range(0, len(records), WRITE_GROUP):
+            out.write(json_lines(records[i:i + WRITE_GROUP]))
         out.flush()
 
 
@@ -145,7 +151,8 @@ def write_msgpack(out: BinaryIO, records: list[dict[str, Any]]) -> None:
     """Write records as a stream of msgpack maps (no delimiters) and flush."""
     if records:
         pack = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
-        out.write(b"".join(pack(r) for r in records))
+        for i in range(0, len(records), WRITE_GROUP):
+            out.write(b"".join(pack(r) for r in records[i:i + WRITE_GROUP]))
         out.flush()
 
 
