@@ -53,6 +53,14 @@ _PLAIN = (
     (", server: ", "server"),
     (", client: ", "client"),
 )
+# The usual HTTP tail, when no value holds a quote or a comma where a label could start: read
+# in one match. Anything else (quotes inside a request, stream, mail, OCSP, resolver tails,
+# cut lines) is read label by label from the right.
+_HTTP_TAIL_RE = re.compile(
+    r', client: ([^\s,"]+), server: ([^\s,"]*)(?:, request: "([^"]*)")?'
+    r'(?:, subrequest: "([^"]*)")?(?:, upstream: "([^"]*)")?(?:, host: "([^"]*)")?'
+    r'(?:, referrer: "([^"]*)")?')
+_HTTP_TAIL_KEYS = ("referrer", "host", "upstream", "subrequest", "request")
 _CUT_AT = 1900  # a message part this long may have been cut at the 2048-byte line limit
 _RESOLVER_HEADS = ("could not be resolved", "DNS error")
 
@@ -130,6 +138,16 @@ def _split_tail(rest: str, fields: dict[str, Any]) -> int:
     """Read the labelled context tail from the right; return where the message ends."""
     end = len(rest)
     start = rest.find(", client: ")
+    if start >= 0 and end <= _CUT_AT:
+        m = _HTTP_TAIL_RE.fullmatch(rest, start)
+        if m is not None:
+            client, server, *quoted = m.groups()
+            for key, value in zip(_HTTP_TAIL_KEYS, reversed(quoted), strict=True):
+                if value is not None:
+                    fields[key] = value
+            fields["server"] = server
+            fields["client"] = client
+            return start
     if start < 0:
         start = min((i for i in (rest.find(", resolver: "), rest.find(", responder: "))
                      if i >= 0), default=-1)
