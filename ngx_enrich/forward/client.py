@@ -7,9 +7,12 @@ import contextlib
 import logging
 import os
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ngx_enrich.forward import protocol
+
+if TYPE_CHECKING:
+    from ngx_enrich.metrics import Metrics
 
 log = logging.getLogger("ngx_enrich.forward")
 
@@ -37,8 +40,11 @@ class ForwardClient:
         ack_timeout: float = 60.0,
         backoff: tuple[float, float] = (0.1, 5.0),
         limits: protocol.Limits | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`, when given, counts failed attempts and retries."""
         self.host, self.port = host, port
+        self.metrics = metrics
         self.ssl_context = ssl_context
         self.shared_key = shared_key
         self.self_hostname = self_hostname
@@ -72,10 +78,14 @@ class ForwardClient:
             except (OSError, EOFError, TimeoutError, protocol.ProtocolError) as exc:
                 self._drop()
                 self._failing += 1
+                if self.metrics is not None:
+                    self.metrics.next_hop_failure()
                 if self._failing == 1:
                     log.warning("next hop %s: %s; retrying until it acks", self.address, _why(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff[1])
+                if self.metrics is not None:
+                    self.metrics.next_hop_retry()
                 continue
             except BaseException:
                 self._drop()  # cancelled mid-exchange: the stream position is unknown

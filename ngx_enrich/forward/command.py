@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from ngx_enrich import argtypes
+from ngx_enrich import argtypes, metrics
 from ngx_enrich.eventtime import own_time_ns
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.server import ForwardServer, Settings
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ngx_enrich.pipeline import Enricher
 
 log = logging.getLogger("ngx_enrich.forward")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the flags of `serve` to its sub-parser."""
@@ -127,21 +128,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="on SIGTERM, wait this long for chunks being delivered (default: %(default)g)",
     )
+    metrics.add_argument(parser.add_argument_group("monitoring"))
 
 
 def run(args: argparse.Namespace, enricher: Enricher) -> int:
     """Serve until SIGTERM or SIGINT, then drain; return the exit status."""
     _setup_logging()
+    meter = metrics.Metrics.for_enricher(enricher) if args.metrics is not None else None
     try:
-        server, sink = _build(args, enricher)
+        server, sink = _build(args, enricher, meter)
     except (ValueError, OSError, ssl.SSLError) as exc:
         log.error("serve: %s", exc)
         return 2
-    return asyncio.run(_serve(server, sink, args.listen, args.drain_timeout))
+    exposer = None
+    if meter is not None:
+        host, port = args.metrics
+        try:
+            exposer = meter.serve(host, port)
+        except OSError as exc:
+            log.error("serve: cannot serve metrics on %s:%d: %s", host, port, exc)
+            return 1
+        log.info("serve: metrics at http://%s/metrics", exposer.address)
+    try:
+        return asyncio.run(_serve(server, sink, args.listen, args.drain_timeout))
+    finally:
+        if exposer is not None:
+            exposer.close()
 
 
-def _build(args: argparse.Namespace, enricher: Enricher) -> tuple[ForwardServer, Sink]:
-    """The server and its sink from the parsed options (their defaults live in the parser)."""
+def _build(
+    args: argparse.Namespace, enricher: Enricher, meter: metrics.Metrics | None = None
+) -> tuple[ForwardServer, Sink]:
+    """The server and its sink from the parsed options (their defaults live in the parser);
+    `meter`: the metrics to count into, or None when `--metrics` is off."""
     if not args.listen.startswith("unix:"):
         host_port(args.listen)  # a bad address is a usage error, reported before anything starts
     settings = Settings(
@@ -167,12 +186,14 @@ def _build(args: argparse.Namespace, enricher: Enricher) -> tuple[ForwardServer,
         self_hostname=settings.self_hostname,
         tls_ca=args.to_tls_ca,
         tls_insecure=args.to_tls_insecure,
+        metrics=meter,
     )
     own_time = None
     if args.event_time == "line":
         own_time = functools.partial(own_time_ns, key=enricher.options.key)
     server = ForwardServer(
-        enricher.enrich_record, sink, settings, ssl_context=context, own_time=own_time
+        enricher.enrich_record, sink, settings, ssl_context=context, own_time=own_time,
+        metrics=meter,
     )
     return server, sink
 

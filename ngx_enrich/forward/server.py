@@ -14,13 +14,17 @@ import os
 import socket
 import ssl
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ngx_enrich import eventtime
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.sinks import Batch, DeliveryError, Sink, host_port
+
+if TYPE_CHECKING:
+    from ngx_enrich.metrics import Metrics, NgxView
 
 log = logging.getLogger("ngx_enrich.forward")
 
@@ -66,10 +70,13 @@ class ForwardServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         own_time: OwnTime | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`own_time`, when given, reads an enriched record's own time (ns since the epoch);
-        where it finds one, that becomes the event's time."""
+        where it finds one, that becomes the event's time. `metrics`, when given, counts
+        records, chunks and enrichment time."""
         self.enrich = enrich
+        self.metrics = metrics
         self.own_time = own_time
         self.sink = sink
         self.settings = settings or Settings()
@@ -231,15 +238,40 @@ class ForwardServer:
         tag = request.tag
         if self.settings.tag_prefix:
             tag = f"{self.settings.tag_prefix}.{tag}"
+        metrics = self.metrics
+        if metrics is None:
+            return await self._handle(request, signal, tag, peer, writer, None)
+        views: list[NgxView] = []
+        metrics.chunk_started(request.chunk)
+        acked = False
+        try:
+            acked = await self._handle(request, signal, tag, peer, writer, views)
+            return acked
+        finally:
+            metrics.chunk_finished(acked and request.chunk is not None)
+
+    async def _handle(
+        self,
+        request: protocol.Request,
+        signal: Any,
+        tag: str,
+        peer: str,
+        writer: asyncio.StreamWriter,
+        views: list[NgxView] | None,
+    ) -> bool:
+        """Enrich, deliver and ack one request; `views` collects what the metrics count."""
         batch = self.sink.batch(tag)
         try:
             if signal == 0:
-                await self._fill(batch, request)
+                await self._fill(batch, request, views)
             else:
                 request.skipped = request.size or 1
         except protocol.ProtocolError as exc:
             log.warning("%s: %s (tag %s); closing without ack", peer, exc, request.tag)
             return False
+        finally:
+            if views is not None and self.metrics is not None:
+                self.metrics.record_in(len(views))
         if request.skipped:
             n, why = request.skipped, "not log events" if signal else "malformed"
             log.warning("%s: skipped %d %s entries (tag %s)", peer, n, why, request.tag)
@@ -260,29 +292,43 @@ class ForwardServer:
                     self.fatal = exc
                     self.failed.set()
                 return False
+            if views is not None and self.metrics is not None:
+                self.metrics.records_out(views)
         if request.chunk is not None:
             writer.write(protocol.encode_ack(request.chunk))
             await asyncio.wait_for(writer.drain(), self.settings.read_timeout)
         return True
 
-    async def _fill(self, batch: Batch, request: protocol.Request) -> None:
+    async def _fill(
+        self, batch: Batch, request: protocol.Request, views: list[NgxView] | None = None
+    ) -> None:
+        """Enrich the request's events into `batch`; with `views`, also collect what the
+        metrics count and time the enrichment (without the pauses for other connections)."""
         enrich, add, own_time = self.enrich, batch.add, self.own_time
         limits = self.settings.limits
-        for n, (time, record) in enumerate(request.events(limits), 1):
+        view = self.metrics.view if self.metrics is not None else None
+        spent, start = 0.0, time.perf_counter()
+        for n, (etime, record) in enumerate(request.events(limits), 1):
             try:
                 record = enrich(record)
                 if own_time is not None:
                     ns = own_time(record)
                     if ns is not None:
-                        time = eventtime.event_time(ns)
+                        etime = eventtime.event_time(ns)
             except Exception as exc:  # pass the record on unenriched rather than lose it
                 self._enrich_failures += 1
                 failures = self._enrich_failures
                 if failures == 1 or failures % 10_000 == 0:
                     log.warning("enrichment failed %d time(s): %s", failures, _why(exc))
-            add(time, record)
+            add(etime, record)
+            if views is not None and view is not None:
+                views.append(view(record))
             if n % YIELD_EVERY == 0:
+                spent += time.perf_counter() - start
                 await asyncio.sleep(0)  # let other connections progress
+                start = time.perf_counter()
+        if views is not None and self.metrics is not None:
+            self.metrics.enrich_time(spent + time.perf_counter() - start)
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str

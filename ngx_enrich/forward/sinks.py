@@ -14,7 +14,7 @@ import os
 import ssl
 import sys
 from abc import ABC, abstractmethod
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import orjson
 
@@ -22,8 +22,10 @@ from ngx_enrich.encode import encode_json
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.client import ForwardClient
 
-log = logging.getLogger("ngx_enrich.forward")
+if TYPE_CHECKING:
+    from ngx_enrich.metrics import Metrics
 
+log = logging.getLogger("ngx_enrich.forward")
 
 
 class DeliveryError(Exception):
@@ -231,9 +233,12 @@ class FluentLoggerSink(Sink):
     buffer cannot hold while the next hop is down is dropped (and logged).
     """
 
-    def __init__(self, host: str, port: int, *, timeout: float = 3.0) -> None:
+    def __init__(self, host: str, port: int, *, timeout: float = 3.0,
+                 metrics: Metrics | None = None) -> None:
+        """`metrics`, when given, counts batches FluentSender could not send."""
         from fluent.sender import FluentSender
 
+        self.metrics = metrics
         self.description = f"fluent://{host}:{port}"
         self.sender = FluentSender(
             None,
@@ -263,6 +268,8 @@ class FluentLoggerSink(Sink):
         ok = True
         for time, record in batch.events:
             ok = self.sender.emit_with_time(batch.tag, time, record) and ok
+        if not ok and self.metrics is not None:
+            self.metrics.next_hop_failure()
         if not ok and not self._failing:
             log.warning("%s: %s; buffering in memory", self.description, self.sender.last_error)
         self._failing = not ok
@@ -299,11 +306,13 @@ def make_sink(
     self_hostname: str = "ngx-enrich",
     tls_ca: str | None = None,
     tls_insecure: bool = False,
+    metrics: Metrics | None = None,
 ) -> Sink:
     """Build the sink named by a `--to` value.
 
     `stdout`, `file:PATH`, `forward://HOST:PORT` (acked), `forward+tls://HOST:PORT` (acked, TLS)
-    or `fluent://HOST:PORT` (best effort, fluent-logger).
+    or `fluent://HOST:PORT` (best effort, fluent-logger). `metrics`, when given, counts the
+    next hop's failures and retries.
     """
     if dest in ("stdout", "-"):
         return StdoutSink()
@@ -316,7 +325,7 @@ def make_sink(
     if not sep:
         raise ValueError(f"unknown destination {dest!r}")
     if scheme == "fluent":
-        return FluentLoggerSink(*host_port(rest, default_port=24224))
+        return FluentLoggerSink(*host_port(rest, default_port=24224), metrics=metrics)
     if scheme in ("forward", "forward+tls"):
         host, port = host_port(rest, default_port=24224)
         context = None
@@ -326,7 +335,8 @@ def make_sink(
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
         client = ForwardClient(
-            host, port, ssl_context=context, shared_key=shared_key, self_hostname=self_hostname
+            host, port, ssl_context=context, shared_key=shared_key, self_hostname=self_hostname,
+            metrics=metrics,
         )
         return ForwardSink(client, retry_timeout=retry_timeout)
     raise ValueError(f"unknown destination scheme {scheme!r} in {dest!r}")
