@@ -440,3 +440,52 @@ def test_a_slow_scrape_does_not_hold_up_records() -> None:
         stalled.close()
     finally:
         assert serve.finish() == 0
+
+
+# -- follow ------------------------------------------------------------------------------------
+
+
+def test_follow_counts_what_it_wrote_and_the_lag_of_each_file(tmp_path: Path) -> None:
+    error_log, access_log = tmp_path / "error.log", tmp_path / "access.log"
+    error_log.write_text("".join(line + "\n" for line in ERROR_LINES))
+    access_log.write_text("".join(line + "\n" for line in ACCESS_LINES) + "not nginx at all\n")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ngx_enrich", "follow", "--from-start", "--poll", "0.05",
+         "--metrics", f"127.0.0.1:{port}", str(error_log), str(access_log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out: list[dict[str, Any]] = []
+    reader = threading.Thread(target=lambda: out.extend(orjson.loads(x) for x in proc.stdout),
+                              daemon=True)
+    reader.start()
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        try:
+            return scraped(urllib.request.urlopen(url, timeout=WAIT).read().decode())
+        except OSError:
+            return {}
+
+    total = len(ERROR_LINES) + len(ACCESS_LINES) + 1
+    try:
+        wait_until(lambda: scrape().get(("ngx_enrich_records_in_total", frozenset())) == total,
+                   "every line read")
+        with error_log.open("a") as fh:
+            fh.write("2026/04/08 21:07:15 [error] 1#1: half a line")  # no newline yet
+        path = str(error_log)
+        lag = ("ngx_enrich_lag_bytes", frozenset({("file", path)}))
+        wait_until(lambda: scrape().get(lag) == 44, "the unfinished line as lag")
+        found = scrape()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=WAIT * 2) == 0
+        reader.join(WAIT)
+    assert len(out) == total
+    assert out_counts(found) == collections.Counter(labels_in_output(r, "default") for r in out)
+    assert found[("ngx_enrich_parse_errors_total", frozenset())] == sum(
+        1 for r in out if r["ngx"].get("parse_error"))
+    for name in (str(error_log), str(access_log)):
+        assert found[("ngx_enrich_files_followed", frozenset({("file", name)}))] == 1
+    assert found[("ngx_enrich_lag_bytes", frozenset({("file", str(access_log))}))] == 0
+    assert found[("ngx_enrich_enrich_seconds_count", frozenset())] >= 2

@@ -13,10 +13,11 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ngx_enrich import argtypes
+from ngx_enrich import argtypes, metrics
 from ngx_enrich.eventtime import own_time_text, utc_iso
 from ngx_enrich.follow.tailer import Batch, Tailer
 from ngx_enrich.io import Joiner
@@ -95,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="time",
         help="field for the UTC event time (default: time)",
     )
+    metrics.add_argument(parser)
 
 
 @contextlib.contextmanager
@@ -119,8 +121,11 @@ def pump(
     stop: threading.Event,
     *,
     once: bool = False,
+    after: Callable[[], None] = lambda: None,
 ) -> None:
-    """Poll, hand each batch to `handle`, commit it; until `stop` (or the files end, `once`)."""
+    """Poll, hand each batch to `handle`, commit it; until `stop` (or the files end, `once`).
+
+    `after` is called after every poll (to measure what is left to read)."""
     while not stop.is_set():
         batches = tailer.poll()
         for batch in batches:
@@ -128,6 +133,7 @@ def pump(
                 return
             handle(batch)
             tailer.commit(batch)
+        after()
         if not batches:
             if once:
                 return
@@ -139,8 +145,11 @@ def run(
     enrich_line: Callable[..., dict[str, Any]],
     write: Callable[[list[dict[str, Any]]], None],
     joiner: Callable[[], Joiner] = lambda: Joiner(continues, opens_record),
+    meter: metrics.Metrics | None = None,
 ) -> int:
-    """Run `ngx-enrich follow`; 0 on a clean stop (SIGTERM/SIGINT, --once, reader gone)."""
+    """Run `ngx-enrich follow`; 0 on a clean stop (SIGTERM/SIGINT, --once, reader gone).
+
+    `meter`: the metrics to count into and serve at `args.metrics` (None: off)."""
     stop = threading.Event()
     key = getattr(args, "key", None) or "ngx"
     tailer = Tailer(
@@ -148,7 +157,30 @@ def run(
     )
 
     def handle(batch: Batch) -> None:
-        write(shape_batch(batch, enrich_line, time_key=args.time_key, key=key, joiner=joiner))
+        started = time.perf_counter()
+        records = shape_batch(batch, enrich_line, time_key=args.time_key, key=key, joiner=joiner)
+        if meter is None:
+            write(records)
+            return
+        meter.enrich_time(time.perf_counter() - started)
+        meter.record_in(len(batch.lines))
+        write(records)
+        meter.records_out(meter.view(r) for r in records)
+
+    def measure() -> None:
+        if meter is not None:
+            for path, lag in tailer.lag().items():
+                meter.file_followed(path, lag is not None)
+                meter.file_lag(path, lag or 0)
+
+    exposer = None
+    if meter is not None:
+        try:
+            exposer = meter.serve(*args.metrics)
+        except OSError as exc:
+            print(f"ngx-enrich follow: cannot serve metrics on {args.metrics[0]}:"
+                  f"{args.metrics[1]}: {exc}", file=sys.stderr)
+            return 1
 
     with _stop_on_signals(stop):
         try:
@@ -157,9 +189,11 @@ def run(
             print(f"ngx-enrich follow: {exc}", file=sys.stderr)
             return 1
         try:
-            pump(tailer, handle, stop, once=args.once)
+            pump(tailer, handle, stop, once=args.once, after=measure)
         except BrokenPipeError:
             pass  # the reader went away; the state holds what it received
         finally:
             tailer.close()
+            if exposer is not None:
+                exposer.close()
     return 0

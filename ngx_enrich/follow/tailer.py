@@ -246,6 +246,17 @@ class Tailer:
             out.extend(self._poll_watch(w, time.time()))
         return out
 
+    def lag(self) -> dict[str, int | None]:
+        """Per followed path, the bytes of its current file not yet delivered (None: not open)."""
+        out: dict[str, int | None] = {}
+        for w in self._watches:
+            s = w.current
+            try:
+                out[w.path] = None if s is None else os.fstat(s.fd).st_size - s.committed
+            except OSError:
+                out[w.path] = None
+        return out
+
     def commit(self, batch: Batch) -> None:
         """Record `batch` as delivered and write the state file.
 
