@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from ngx_enrich.catalog import Catalog, Rule, Status, Template
+from ngx_enrich.record import ErrorFields
 
 LEVEL_SEVERITY = {
     "emerg": "critical", "alert": "critical", "crit": "critical", "error": "error",
@@ -100,7 +101,7 @@ class Classifier:
                     return side
         return "none"
 
-    def error(self, fields: dict[str, Any]) -> Verdict:
+    def error(self, fields: ErrorFields) -> Verdict:
         """The verdict for a parsed error-log (or php-fpm) record; the values its rule's
         `extract` pattern finds in the message are added to `fields`."""
         verdict: Verdict = self._lookup(
@@ -110,7 +111,9 @@ class Classifier:
         if verdict.extract is not None:
             m = verdict.extract.search(fields.get("message", ""))
             if m is not None:
-                fields.update({k: _number(v) for k, v in m.groupdict().items() if v})
+                # built-in rules extract declared fields; a user's rule may add its own
+                found = {k: _number(v) for k, v in m.groupdict().items() if v}
+                fields.update(cast(ErrorFields, found))
         return verdict
 
     def status(self, code: int) -> Verdict:

@@ -23,6 +23,7 @@ from ngx_enrich.parse.dispatch import continues, opens_record, parse_text, start
 from ngx_enrich.parse.jsonrecord import parse_json_record, parse_json_text
 from ngx_enrich.parse.logformat import compile_log_format
 from ngx_enrich.parse.wrappers import combine, record_wrapper, unwrap
+from ngx_enrich.record import AccessFields, ParsedAccess
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
 
@@ -137,19 +138,20 @@ class Enricher:
                 return self._access(base, json_fields)
         inner, wrapper = unwrap(text)
         wrapper = combine(outer, wrapper)
-        kind, fields = parse_text(inner, self._access_format)
-        if fields is None:
+        parsed = parse_text(inner, self._access_format)
+        if parsed is None:
             return self._other(base, parse_error or "not an Nginx log line", wrapper)
+        fields = parsed.fields
         if parse_error:
             fields["parse_error"] = parse_error
         if wrapper is not None:
             fields["wrapper"] = wrapper
-        if kind == "access":
-            return self._access(base, fields)
-        verdict = self.classifier.error(fields)
-        return self.shaper.record(base, self.shaper.facts("error", fields, verdict))
+        if isinstance(parsed, ParsedAccess):
+            return self._access(base, parsed.fields)
+        verdict = self.classifier.error(parsed.fields)
+        return self.shaper.record(base, self.shaper.facts("error", parsed.fields, verdict))
 
-    def _access(self, base: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    def _access(self, base: dict[str, Any], fields: AccessFields) -> dict[str, Any]:
         status = fields.get("status")
         verdict = self.classifier.status(status) if isinstance(status, int) else None
         return self.shaper.record(base, self.shaper.facts("access", fields, verdict))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ngx_enrich.classify import Verdict
@@ -53,7 +54,8 @@ class Shaper:
             self._fragments[key] = frag
         return frag
 
-    def facts(self, kind: str, fields: dict[str, Any], verdict: Verdict | None) -> dict[str, Any]:
+    def facts(self, kind: str, fields: Mapping[str, Any], verdict: Verdict | None
+              ) -> dict[str, Any]:
         """The `ngx` object: kind, verdict and parsed fields."""
         ngx: dict[str, Any] = {"kind": kind}
         if verdict is not None:
@@ -61,9 +63,9 @@ class Shaper:
             ngx.update(frag)
             if "explanation" not in frag:
                 ngx["explanation"] = verdict.text[self.lang].render(fields)
-        for name in _INTERNAL:
-            fields.pop(name, None)
         ngx.update(fields)
+        for name in _INTERNAL:
+            ngx.pop(name, None)
         return ngx
 
     def record(self, base: dict[str, Any], ngx: dict[str, Any]) -> dict[str, Any]:

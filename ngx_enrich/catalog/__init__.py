@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -84,7 +84,7 @@ class Template:
             return "".join(p for p in self.parts if isinstance(p, str))
         return None
 
-    def render(self, values: dict[str, Any]) -> str:
+    def render(self, values: Mapping[str, Any]) -> str:
         out = []
         gap = False
         for p in self.parts:

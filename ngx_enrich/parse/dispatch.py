@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 from ngx_enrich.parse.accesslog import parse_access_line
 from ngx_enrich.parse.errorlog import (
@@ -20,9 +19,10 @@ from ngx_enrich.parse.errorlog import (
 )
 from ngx_enrich.parse.fpm import parse_fpm_line
 from ngx_enrich.parse.logformat import LogFormatParser
+from ngx_enrich.record import ErrorFields, Parsed, ParsedAccess, ParsedError
 
 
-def stage(fields: dict[str, Any]) -> str:
+def stage(fields: ErrorFields) -> str:
     """`startup` for what Nginx wrote while reading or testing its configuration: `[emerg]`,
     a ` in FILE:LINE` suffix, or its stderr (`nginx -t`); else `runtime`."""
     if fields.get("level") == "emerg" or "conf_file" in fields or fields.get("source") == "stderr":
@@ -30,43 +30,37 @@ def stage(fields: dict[str, Any]) -> str:
     return "runtime"
 
 
-def parse_text(text: str, access: LogFormatParser | None = None
-               ) -> tuple[str, dict[str, Any] | None]:
-    """Recognise one raw line: ('error'|'access', fields) or ('other', None).
+def parse_text(text: str, access: LogFormatParser | None = None) -> Parsed | None:
+    """Recognise one raw line as the first shape that fits; None when none does.
 
     `access` is a custom `log_format`, tried before the built-in access shapes. Error records
     get their `stage`, and their local time its offset.
     """
-    kind, fields = _parse_text(text, access)
-    if kind == "error" and fields is not None:
-        fields["stage"] = stage(fields)
-        if "time" in fields:
-            fields["time"] = local_time(fields["time"])
-    return kind, fields
-
-
-def _parse_text(text: str, access: LogFormatParser | None
-                ) -> tuple[str, dict[str, Any] | None]:
     first = text[:1]
     if first.isdigit() or first == "n":
-        fields = parse_error_line(text)
-        if fields is not None:
-            return "error", fields
+        error = parse_error_line(text)
+        if error is not None:
+            return _error(error)
     elif first == "[":
-        fields = parse_fpm_line(text)
-        if fields is not None:
-            return "error", fields
+        error = parse_fpm_line(text)
+        if error is not None:
+            return _error(error)
     if access is not None:
         fields = access.parse(text)
         if fields is not None:
-            return "access", fields
+            return ParsedAccess(fields)
     fields = parse_access_line(text)
     if fields is not None:
-        return "access", fields
-    fields = parse_partial_line(text)
-    if fields is not None:
-        return "error", fields
-    return "other", None
+        return ParsedAccess(fields)
+    error = parse_partial_line(text)
+    return None if error is None else _error(error)
+
+
+def _error(fields: ErrorFields) -> ParsedError:
+    fields["stage"] = stage(fields)
+    if "time" in fields:
+        fields["time"] = local_time(fields["time"])
+    return ParsedError(fields)
 
 
 def starts_record(line: str, access: LogFormatParser | None = None) -> bool:

@@ -14,7 +14,8 @@ import errno as _errno
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+
+from ngx_enrich.record import ErrorFields, TailKey
 
 PREFIX_RE = re.compile(
     r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d{1,18})#(\d{1,18}): "
@@ -35,7 +36,7 @@ _BYTES_RE = re.compile(
 )
 
 # Quoted labels of the HTTP/mail/OCSP tails, rightmost first.
-_QUOTED = (
+_QUOTED: tuple[tuple[str, TailKey], ...] = (
     (', referrer: "', "referrer"),
     (', certificate: "', "certificate"),
     (', host: "', "host"),
@@ -45,7 +46,7 @@ _QUOTED = (
     (', request: "', "request"),
 )
 # Unquoted labels, rightmost first.
-_PLAIN = (
+_PLAIN: tuple[tuple[str, TailKey], ...] = (
     (", peer: ", "peer_address"),
     (", responder: ", "responder"),
     (", resolver: ", "resolver"),
@@ -60,17 +61,17 @@ _HTTP_TAIL_RE = re.compile(
     r', client: ([^\s,"]+), server: ([^\s,"]*)(?:, request: "([^"]*)")?'
     r'(?:, subrequest: "([^"]*)")?(?:, upstream: "([^"]*)")?(?:, host: "([^"]*)")?'
     r'(?:, referrer: "([^"]*)")?')
-_HTTP_TAIL_KEYS = ("referrer", "host", "upstream", "subrequest", "request")
+_HTTP_TAIL_KEYS: tuple[TailKey, ...] = ("referrer", "host", "upstream", "subrequest", "request")
 _CUT_AT = 1900  # a message part this long may have been cut at the 2048-byte line limit
 _RESOLVER_HEADS = ("could not be resolved", "DNS error")
 
 
-def parse_error_line(line: str) -> dict[str, Any] | None:
+def parse_error_line(line: str) -> ErrorFields | None:
     """Parse a raw error-log line (or its stderr form); None if it is neither."""
     m = PREFIX_RE.match(line)
     if m is not None:
         y, mo, d, hms, level, pid, tid, cid = m.groups()
-        fields: dict[str, Any] = {
+        fields: ErrorFields = {
             "time": f"{y}-{mo}-{d}T{hms}",
             "level": level,
             "pid": int(pid),
@@ -92,7 +93,7 @@ def parse_error_line(line: str) -> dict[str, Any] | None:
     return None
 
 
-def parse_partial_line(line: str) -> dict[str, Any] | None:
+def parse_partial_line(line: str) -> ErrorFields | None:
     """Parse what is there of an error record pasted in part; None if too little is.
 
     Something of the prefix (a level, `pid#tid:` or `*cid`) must be there, or else the
@@ -105,7 +106,7 @@ def parse_partial_line(line: str) -> dict[str, Any] | None:
         return None
     if level is None and pid is None and cid is None and ", client: " not in line:
         return None
-    fields: dict[str, Any] = {"source": "partial"}
+    fields: ErrorFields = {"source": "partial"}
     if y is not None:
         fields["time"] = f"{y}-{mo}-{d}T{hms}"
     if level is not None:
@@ -118,7 +119,7 @@ def parse_partial_line(line: str) -> dict[str, Any] | None:
     return fields if fields.get("message") else None
 
 
-def split_message(rest: str, fields: dict[str, Any]) -> None:
+def split_message(rest: str, fields: ErrorFields) -> None:
     """Fill message, context tail and message parts from the text after the prefix."""
     end = _split_tail(rest, fields)
     message = rest[:end]
@@ -127,14 +128,15 @@ def split_message(rest: str, fields: dict[str, Any]) -> None:
 
 
 @lru_cache(maxsize=16384)
-def message_parts(message: str) -> tuple[tuple[str, Any], ...]:
-    """The parts of a message; cached, since the same message recurs with other tails."""
-    parts: dict[str, Any] = {}
+def message_parts(message: str) -> ErrorFields:
+    """The parts of a message; cached (do not change the result), since the same message
+    recurs with other tails."""
+    parts: ErrorFields = {}
     _split_parts(message, parts)
-    return tuple(parts.items())
+    return parts
 
 
-def _split_tail(rest: str, fields: dict[str, Any]) -> int:
+def _split_tail(rest: str, fields: ErrorFields) -> int:
     """Read the labelled context tail from the right; return where the message ends."""
     end = len(rest)
     start = rest.find(", client: ")
@@ -160,9 +162,8 @@ def _split_tail(rest: str, fields: dict[str, Any]) -> int:
     m = _BYTES_RE.search(rest, start) if ", bytes from/to client:" in rest else None
     if m is not None:
         a, b, c, d = (int(x) for x in m.groups())
-        fields.update(
-            bytes_from_client=a, bytes_to_client=b, bytes_from_upstream=c, bytes_to_upstream=d
-        )
+        fields.update({"bytes_from_client": a, "bytes_to_client": b,
+                       "bytes_from_upstream": c, "bytes_to_upstream": d})
         end = m.start()
     if end > _CUT_AT and rest[end - 1] != '"':
         # Cut at Nginx's 2048-byte line limit: the last quoted value has no closing quote.
@@ -188,7 +189,7 @@ def _split_tail(rest: str, fields: dict[str, Any]) -> int:
     return end
 
 
-def _split_parts(message: str, fields: dict[str, Any]) -> None:
+def _split_parts(message: str, fields: ErrorFields) -> None:
     """Split the message into head, SSL part, errno and action."""
     msg = _cut_ssl(message, fields)
     # The errno usually precedes the action, but follows it when the format itself
@@ -220,7 +221,7 @@ def _split_parts(message: str, fields: dict[str, Any]) -> None:
             fields["file_path"] = m2.group(3)
 
 
-def _cut_ssl(msg: str, fields: dict[str, Any]) -> str:
+def _cut_ssl(msg: str, fields: ErrorFields) -> str:
     """Take out the `(SSL: ...)` part (its text may hold parentheses and "while")."""
     start = msg.find(" (SSL: ")
     if start < 0:
@@ -245,7 +246,7 @@ def _cut_ssl(msg: str, fields: dict[str, Any]) -> str:
     return msg[:start] + msg[end + 1:]
 
 
-def _take_errno(msg: str, fields: dict[str, Any]) -> str:
+def _take_errno(msg: str, fields: ErrorFields) -> str:
     """Remove a trailing ` (N: text)`; resolver messages carry a DNS rcode there."""
     if not msg.endswith(")"):
         return msg

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ngx_enrich.parse.values import MONTHS
+from ngx_enrich.record import ErrorFields
 
 _FPM_RE = re.compile(
     r"\[(\d\d)-(\w{3})-(\d{4}) (\d\d:\d\d:\d\d)(?:\.\d+)?\] (ALERT|ERROR|WARNING|NOTICE|DEBUG): "
@@ -15,13 +15,13 @@ _LEVELS = {"ALERT": "alert", "ERROR": "error", "WARNING": "warn", "NOTICE": "not
            "DEBUG": "debug"}
 
 
-def parse_fpm_line(line: str) -> dict[str, Any] | None:
+def parse_fpm_line(line: str) -> ErrorFields | None:
     """Parse a php-fpm master log line; None when it is not one."""
     m = _FPM_RE.match(line)
     if m is None or m.group(2) not in MONTHS:
         return None
     day, mon, year, hms, level, pool, message = m.groups()
-    fields: dict[str, Any] = {
+    fields: ErrorFields = {
         "time": f"{year}-{MONTHS[mon]:02d}-{day}T{hms}",
         "level": _LEVELS[level],
         "source": "php-fpm",
