@@ -21,8 +21,6 @@ LEVEL_SEVERITY = {
     "emerg": "critical", "alert": "critical", "crit": "critical", "error": "error",
     "warn": "warning", "notice": "info", "info": "info", "debug": "info",
 }
-_CLIENT_SUBJECTS = ("client ", "epoll_wait() reported that client", "quic client")
-_UPSTREAM_SUBJECTS = ("upstream ", "no live upstreams", "FastCGI ", "memcached ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +89,9 @@ class Classifier:
 
     def side(self, head: str, action: str | None) -> str:
         """Which end of the connection failed: the message's subject, else its action."""
-        if head.startswith(_CLIENT_SUBJECTS):
-            return "client"
-        if head.startswith(_UPSTREAM_SUBJECTS):
-            return "upstream"
+        for prefix, side in self.catalog.subjects:
+            if head.startswith(prefix):
+                return side
         if action:
             for prefix, side in self.catalog.actions:
                 if action.startswith(prefix):

@@ -1,11 +1,11 @@
 """The record between the stages, declared: what the parsers hand to the classifier and shape.
 
 `ErrorFields` is what an error-log (or php-fpm, or partial) line is parsed into: every key a
-parser or a built-in rule's `extract` may set (a user's rule may extract names of its own). `AccessFields` stays an open dict, because a custom
-`log_format` keeps the names of variables nobody declared (`$ssl_cipher` -> `ssl_cipher`).
-`Parsed` is one recognised line. `fields.FIELDS` says how each key is emitted; the keys in
-`fields.TEMPLATE_ONLY` reach the explanations and are never emitted. The verdict the
-classifier adds is `classify.Verdict`.
+parser or a built-in rule's `extract` may set (a user's rule may extract names of its own).
+`AccessFields` stays an open dict, because a custom `log_format` keeps the names of
+variables nobody declared (`$ssl_cipher` -> `ssl_cipher`). `Parsed` is one recognised line.
+`fields.FIELDS` says how each key is emitted; the keys in `fields.TEMPLATE_ONLY` reach the
+explanations and are never emitted. The verdict the classifier adds is `classify.Verdict`.
 """
 
 from __future__ import annotations

@@ -149,6 +149,7 @@ class Catalog:
     rules: list[Rule] = field(default_factory=list)
     statuses: dict[int | str, Status] = field(default_factory=dict)
     actions: list[tuple[str, str]] = field(default_factory=list)
+    subjects: list[tuple[str, str]] = field(default_factory=list)
     check_zh: dict[str, str] = field(default_factory=dict)
     phrases: dict[str, dict[str, str]] = field(default_factory=dict)
     """Words that belong to no rule (hint prefix, fallback, explain's labels), per language."""
@@ -319,16 +320,19 @@ def _read_statuses(problems: list[str]) -> dict[int | str, Status]:
     return statuses
 
 
-def _read_actions(problems: list[str]) -> list[tuple[str, str]]:
-    actions = []
-    for entry in _read(HERE / "actions.toml", problems).get("action", []):
-        if set(entry) != ACTION_KEYS or entry["side"] not in SIDES:
-            problems.append(f"actions.toml: bad action entry {entry!r}")
-            continue
-        actions.append((entry["prefix"], entry["side"]))
-    # Longest prefix first so "SSL handshaking to upstream" wins over "SSL handshaking".
-    actions.sort(key=lambda a: -len(a[0]))
-    return actions
+def _read_sides(problems: list[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(subjects, actions) of actions.toml as (prefix, side), each longest prefix first."""
+    data = _read(HERE / "actions.toml", problems)
+    tables: dict[str, list[tuple[str, str]]] = {"subject": [], "action": []}
+    for kind, found in tables.items():
+        for entry in data.get(kind, []):
+            if set(entry) != ACTION_KEYS or entry["side"] not in SIDES:
+                problems.append(f"actions.toml: bad {kind} entry {entry!r}")
+                continue
+            found.append((entry["prefix"], entry["side"]))
+        # Longest prefix first so "SSL handshaking to upstream" wins over "SSL handshaking".
+        found.sort(key=lambda a: -len(a[0]))
+    return tables["subject"], tables["action"]
 
 
 _WORD_RE = re.compile(r"[A-Za-z]{3,}\Z")
@@ -382,10 +386,12 @@ def load(user_rules: Iterable[Path] = ()) -> Catalog:
     user = read_rules(user_rules, problems)
     builtin = read_rules(rule_files(), problems)
     user_ids = {r.id for r in user}
+    subjects, actions = _read_sides(problems)
     catalog = Catalog(
         rules=[*user, *(r for r in builtin if r.id not in user_ids)],
         statuses=_read_statuses(problems),
-        actions=_read_actions(problems),
+        actions=actions,
+        subjects=subjects,
         check_zh=_read_check_zh(problems),
         phrases=_read_phrases(problems),
     )
