@@ -4,33 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from ngx_enrich.parse.errorlog import split_message
 from ngx_enrich.pipeline import Enricher
+from ngx_enrich.record import ErrorFields
 
 _SHOWN = ("level", "status", "syscall", "peer", "file_path", "errno", "errno_name", "ssl_error",
           "action", "client", "server", "request", "upstream", "host", "zone", "excess",
           "directive", "conf_file", "conf_line", "pool", "method", "path")
-_SYNTHETIC = ("remote_addr", "ident", "time", "request", "method", "path", "protocol", "bytes")
-_BARE_PREFIX = "1970/01/01 00:00:00 [{level}] 0#0: "
 
 
 def as_record(text: str, enricher: Enricher) -> dict[str, Any]:
-    """Enrich a line; a bare status code or message is completed into a line first."""
+    """The facts about a whole line, a bare status code or a bare message."""
     text = text.strip()
     if text.isdigit() and len(text) == 3:
-        line = f'- - - [01/Jan/1970:00:00:00 +0000] "GET / HTTP/1.1" {text} 0 "-" "-"'
-        ngx: dict[str, Any] = enricher.enrich_line(line)[enricher.options.key]
-        return {k: v for k, v in ngx.items() if k not in _SYNTHETIC}
-    ngx = enricher.enrich_line(text)[enricher.options.key]
+        code = int(text)
+        return enricher.shaper.facts("access", {"status": code}, enricher.classifier.status(code))
+    ngx: dict[str, Any] = enricher.enrich_line(text)[enricher.options.key]
     if ngx["kind"] != "other":
         return ngx
+    # A message without its line: read it as the message of an error record, at the level
+    # its rule is most likely logged at.
     for level in ("info", "error"):
-        bare = enricher.enrich_line(_BARE_PREFIX.format(level=level) + text)
-        ngx = bare[enricher.options.key]
-        if ngx.get("rule") != "fallback":
+        fields: ErrorFields = {"level": level}
+        split_message(text, fields)
+        verdict = enricher.classifier.error(fields)
+        if verdict.rule != "fallback":
             break
-    for key in ("time", "pid", "tid"):
-        ngx.pop(key, None)
-    return ngx
+    return enricher.shaper.facts("error", fields, verdict)
 
 
 def render(ngx: dict[str, Any], lang: str, phrases: dict[str, str]) -> str:
