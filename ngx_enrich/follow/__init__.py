@@ -4,7 +4,7 @@
 restarts, and `command` is the command around them.
 """
 
-from ngx_enrich.follow.command import add_arguments, pump, run, shape_batch
-from ngx_enrich.follow.tailer import Batch, Tailer
+from ngx_enrich.follow.command import add_arguments, follow_batches, run, shape_batch
+from ngx_enrich.follow.tailer import ReadBatch, Tailer
 
-__all__ = ["Batch", "Tailer", "add_arguments", "pump", "run", "shape_batch"]
+__all__ = ["ReadBatch", "Tailer", "add_arguments", "follow_batches", "run", "shape_batch"]

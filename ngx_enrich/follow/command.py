@@ -19,7 +19,7 @@ from typing import Any
 
 from ngx_enrich import argtypes, metrics
 from ngx_enrich.eventtime import own_time_text, utc_iso
-from ngx_enrich.follow.tailer import Batch, Tailer
+from ngx_enrich.follow.tailer import ReadBatch, Tailer
 from ngx_enrich.io import Joiner
 from ngx_enrich.parse.dispatch import continues, opens_record
 
@@ -37,7 +37,7 @@ def _enrich(enrich_line: Callable[..., dict[str, Any]], line: str,
 
 
 def shape_batch(
-    batch: Batch,
+    batch: ReadBatch,
     enrich_line: Callable[..., dict[str, Any]],
     *,
     time_key: str = "time",
@@ -115,9 +115,9 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def pump(
+def follow_batches(
     tailer: Tailer,
-    handle: Callable[[Batch], None],
+    handle: Callable[[ReadBatch], None],
     stop: threading.Event,
     *,
     once: bool = False,
@@ -156,7 +156,7 @@ def run(
         args.files, from_start=args.from_start, state_path=args.state, poll_interval=args.poll
     )
 
-    def handle(batch: Batch) -> None:
+    def handle(batch: ReadBatch) -> None:
         started = time.perf_counter()
         records = shape_batch(batch, enrich_line, time_key=args.time_key, key=key, joiner=joiner)
         if meter is None:
@@ -189,7 +189,7 @@ def run(
             print(f"ngx-enrich follow: {exc}", file=sys.stderr)
             return 1
         try:
-            pump(tailer, handle, stop, once=args.once, after=measure)
+            follow_batches(tailer, handle, stop, once=args.once, after=measure)
         except BrokenPipeError:
             pass  # the reader went away; the state holds what it received
         finally:

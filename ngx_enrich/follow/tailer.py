@@ -1,6 +1,6 @@
 """Follow files like `tail -F`: rotation by rename and by copytruncate, positions kept.
 
-A `Tailer` hands out `Batch`es of complete lines; once a batch is delivered, `commit` moves
+A `Tailer` hands out read batches of complete lines; once a batch is delivered, `commit` moves
 the saved position past it, so a restart neither loses nor repeats a line.
 """
 
@@ -170,7 +170,7 @@ def _find_sibling(path: str, entry: dict[str, Any], *, by_inode: bool) -> str | 
 
 
 @dataclass(eq=False, slots=True)
-class Batch:
+class ReadBatch:
     """Complete lines read from one file in one go; `Tailer.commit` it once it is delivered."""
 
     path: str
@@ -239,9 +239,9 @@ class Tailer:
 
     # -- reading
 
-    def poll(self) -> list[Batch]:
+    def poll(self) -> list[ReadBatch]:
         """Read at most one chunk from each open file; empty when nothing new arrived."""
-        out: list[Batch] = []
+        out: list[ReadBatch] = []
         for w in self._watches:
             out.extend(self._poll_watch(w, time.time()))
         return out
@@ -257,7 +257,7 @@ class Tailer:
                 out[w.path] = None
         return out
 
-    def commit(self, batch: Batch) -> None:
+    def commit(self, batch: ReadBatch) -> None:
         """Record `batch` as delivered and write the state file.
 
         Commit batches in the order `poll()` returned them, before the next `poll()`.
@@ -265,7 +265,7 @@ class Tailer:
         batch.stream.committed = max(batch.stream.committed, batch.end)
         self.save_state()
 
-    def _poll_watch(self, w: _Watch, now: float) -> list[Batch]:
+    def _poll_watch(self, w: _Watch, now: float) -> list[ReadBatch]:
         """Notice rotation, read rotated files, then the current one (one chunk each)."""
         # Look at the path before reading the old file: when a new file is already there,
         # whatever the old one holds was written before we looked, so reading it now misses
@@ -293,7 +293,7 @@ class Tailer:
         return out
 
     @staticmethod
-    def _read(path: str, s: _Stream, *, final: bool) -> Batch | None:
+    def _read(path: str, s: _Stream, *, final: bool) -> ReadBatch | None:
         """One chunk of complete lines from `s` (advancing it); `final` adds a partial tail."""
         data = os.pread(s.fd, READ_CHUNK, s.read_pos)
         if b"\n" not in data and len(data) == READ_CHUNK:
@@ -306,7 +306,7 @@ class Tailer:
             return None
         chunk = data[:cut] if data[cut - 1 : cut] == b"\n" else data[:cut] + b"\n"
         s.read_pos += cut
-        return Batch(path, decode(chunk[:-1]), datetime.now(UTC), s, s.read_pos)
+        return ReadBatch(path, decode(chunk[:-1]), datetime.now(UTC), s, s.read_pos)
 
     def _retire(self, w: _Watch, now: float) -> None:
         """Close rotated files whose wait is over, once everything read from them is committed."""
