@@ -325,6 +325,14 @@ def numbered(count: int, start: int = 0) -> Iterator[Line]:
             'host: "shop"'), "upstream_refused", 0)
 
 
+def numbered_access(count: int, start: int = 0) -> Iterator[Line]:
+    """Access lines (combined format, 502) carrying a unique number in the request path."""
+    for n in range(start, start + count):
+        yield Line("access", (
+            f'10.1.2.3 - - [29/Nov/2026:18:40:{n % 60:02d} +0000] "GET /n/{n} HTTP/1.1" 502 '
+            '157 "-" "curl/8.5.0"'), "bad_gateway", _seconds(f"2026-11-29T18:40:{n % 60:02d}Z"))
+
+
 NUMBER = re.compile(r"GET /n/(\d+) ")
 
 
