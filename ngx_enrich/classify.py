@@ -17,6 +17,7 @@ from typing import Any, cast
 from ngx_enrich.catalog import Catalog, Rule, Status, Template
 from ngx_enrich.record import ErrorFields
 
+_MAX_CANDIDATE_SETS = 4096
 LEVEL_SEVERITY = {
     "emerg": "critical", "alert": "critical", "crit": "critical", "error": "error",
     "warn": "warning", "notice": "info", "info": "info", "debug": "info",
@@ -76,6 +77,8 @@ class Classifier:
         self._fallback_text = {lang: Template.compile(words["fallback"])
                                for lang, words in catalog.phrases.items()}
         self._fallbacks: dict[str, Verdict] = {}
+        self._subjects = tuple(prefix for prefix, _ in catalog.subjects)
+        self._action_sides: dict[str, str] = {}
 
     def fallback(self, level: str) -> Verdict:
         """The verdict for a record no rule describes: area and severity from its level."""
@@ -89,14 +92,20 @@ class Classifier:
 
     def side(self, head: str, action: str | None) -> str:
         """Which end of the connection failed: the message's subject, else its action."""
-        for prefix, side in self.catalog.subjects:
-            if head.startswith(prefix):
-                return side
-        if action:
-            for prefix, side in self.catalog.actions:
-                if action.startswith(prefix):
+        if head.startswith(self._subjects):
+            for prefix, side in self.catalog.subjects:
+                if head.startswith(prefix):
                     return side
-        return "none"
+        if not action:
+            return "none"
+        known = self._action_sides.get(action)
+        if known is not None:
+            return known
+        found = next((s for prefix, s in self.catalog.actions if action.startswith(prefix)),
+                     "none")
+        if len(self._action_sides) < _MAX_CANDIDATE_SETS:
+            self._action_sides[action] = found
+        return found
 
     def error(self, fields: ErrorFields) -> Verdict:
         """The verdict for a parsed error-log (or php-fpm) record; the values its rule's
@@ -121,42 +130,42 @@ class Classifier:
     def _find(self, level: str, head: str, syscall: str | None, errno: int | None,
               action: str | None, ssl: str | None) -> Verdict:
         side = self.side(head, action)
-        for rule in self._candidates_for(_first_word(head), errno, level, side):
-            if _matches(rule, level, head, syscall, errno, action, side, ssl):
+        for rule in self._candidates_for(_first_word(head), errno, level, side, syscall,
+                                         action, ssl):
+            m = rule.match
+            if (not m.head or head.startswith(m.head)) and (
+                    not m.contains or any(c in head for c in m.contains)):
                 return self._verdicts[rule.id]
         return self.fallback(level)
 
-
-    def _candidates_for(self, word: str, errno: int | None, level: str,
-                        side: str) -> tuple[Rule, ...]:
-        """The rules that may match, in order, after checking errno, level and side once."""
+    def _candidates_for(self, word: str, errno: int | None, level: str, side: str,
+                        syscall: str | None, action: str | None,
+                        ssl: str | None) -> tuple[Rule, ...]:
+        """The rules that may match, in order, after checking everything but the head once
+        per combination (the head varies most: paths, sizes, names)."""
         keyed = word in self._by_word
-        key = (word if keyed else None, errno, level, side)
+        key = (word if keyed else None, errno, level, side, syscall, action, ssl)
         found = self._candidates.get(key)
         if found is None:
+            if len(self._candidates) >= _MAX_CANDIDATE_SETS:
+                self._candidates.clear()
             rules = (*self._by_word.get(word, ()), *self._family)
-            found = tuple(r for r in rules if _admits(r, errno, level, side))
+            found = tuple(r for r in rules
+                          if _admits(r, errno, level, side, syscall, action, ssl))
             self._candidates[key] = found
         return found
 
 
-def _admits(rule: Rule, errno: int | None, level: str, side: str) -> bool:
-    m = rule.match
-    return ((not m.errno or errno in m.errno) and (not m.level or level in m.level)
-            and (not m.side or side in m.side))
-
-
-def _matches(rule: Rule, level: str, head: str, syscall: str | None, errno: int | None,
-             action: str | None, side: str, ssl: str | None) -> bool:
+def _admits(rule: Rule, errno: int | None, level: str, side: str, syscall: str | None,
+            action: str | None, ssl: str | None) -> bool:
+    """Whether `rule` holds for everything but the message head."""
     m = rule.match
     return (
-        (not m.head or head.startswith(m.head))
-        and (not m.syscall or syscall in m.syscall)
+        (not m.syscall or syscall in m.syscall)
         and (not m.errno or errno in m.errno)
         and (not m.level or level in m.level)
         and (not m.side or side in m.side)
         and (not m.action or (action is not None and action.startswith(m.action)))
-        and (not m.contains or any(c in head for c in m.contains))
         and (not m.ssl or (ssl is not None and any(s in ssl for s in m.ssl)))
     )
 

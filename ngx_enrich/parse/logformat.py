@@ -108,9 +108,6 @@ _JSON_ESCAPE = re.compile(
 _JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
                 "t": "\t"}
 
-Setter = Callable[[dict[str, Any], str], None]
-
-
 def json_unescape(text: str) -> str:
     """Undo `escape=json`: `\\"`, `\\\\`, `\\n` ..., `\\uXXXX` (lone surrogates -> U+FFFD)."""
     if "\\" not in text:
@@ -188,24 +185,28 @@ def _generic(escape: str, following: list[str | tuple[str]]) -> str:
     return f"(?>(?:{unit})*)"
 
 
-def _put(key: str, conv: Callable[[str], Any]) -> Setter:
-    def put(fields: dict[str, Any], value: str) -> None:
-        fields[key] = conv(value)
-
-    return put
+def _request(value: str) -> str:
+    """`$request` (split into method, path and protocol by the parser)."""
+    return value
 
 
-def _put_request(key: str, text: Callable[[str], str]) -> Setter:
-    def put(fields: dict[str, Any], value: str) -> None:
-        value = text(value)
-        fields[key] = value
-        split_request(value, fields)
+def _json_request(value: str) -> str:
+    """`$request` under `escape=json`."""
+    return json_unescape(value)
 
-    return put
+
+_TIMES: dict[str, str] = {}
 
 
 def time_local(value: str) -> str:
-    return access_time(value[0:2], value[3:6], value[7:11], value[12:20], value[21:26])
+    """`$time_local` as ISO 8601; cached, since the lines of one second share it."""
+    iso = _TIMES.get(value)
+    if iso is None:
+        if len(_TIMES) >= 4096:
+            _TIMES.clear()
+        iso = _TIMES[value] = access_time(value[0:2], value[3:6], value[7:11], value[12:20],
+                                          value[21:26])
+    return iso
 
 
 def _same(value: str) -> str:
@@ -234,7 +235,7 @@ class LogFormatParser:
         owner = self._claims(set(names))
         text = json_unescape if escape == "json" else _same
         parts: list[str] = []
-        plan: list[tuple[int, Setter]] = []
+        plan: list[tuple[int, str, Callable[[str], Any] | None]] = []
         keys: list[str] = []
         seen: set[str] = set()
         group = -1
@@ -258,7 +259,7 @@ class LogFormatParser:
                 continue
             seen.add(name)
             keys.append(field)
-            plan.append((group, self._setter(field, kind, text)))
+            plan.append((group, field, self._converter(kind, text)))
         self.regex: re.Pattern[str] = re.compile("".join(parts), re.DOTALL | re.ASCII)
         self.keys: tuple[str, ...] = tuple(keys)
         self._plan = tuple(plan)
@@ -277,10 +278,12 @@ class LogFormatParser:
         return owner
 
     @staticmethod
-    def _setter(field: str, kind: int, text: Callable[[str], str]) -> Setter:
+    def _converter(kind: int, text: Callable[[str], str]) -> Callable[[str], Any] | None:
+        """How a value of `kind` becomes a field (None: as it is)."""
         if kind == REQUEST:
-            return _put_request(field, text)
-        return _put(field, _CONVERTERS.get(kind, text))
+            return _request if text is _same else _json_request
+        conv = _CONVERTERS.get(kind, text)
+        return None if conv is _same else conv
 
     def parse(self, line: str) -> dict[str, Any] | None:
         """Fields of one line (without or with its line ending); None if it does not match."""
@@ -291,10 +294,16 @@ class LogFormatParser:
             return None
         groups = m.groups()
         fields: dict[str, Any] = {}
-        for index, put in self._plan:
+        for index, key, conv in self._plan:
             value = groups[index]
             if value and value != "-":
-                put(fields, value)
+                if conv is None:
+                    fields[key] = value
+                elif conv is _request or conv is _json_request:
+                    value = fields[key] = conv(value)
+                    split_request(value, fields)
+                else:
+                    fields[key] = conv(value)
         return fields
 
     def __repr__(self) -> str:
