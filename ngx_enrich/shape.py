@@ -31,17 +31,18 @@ class Shaper:
         self._phrases = phrases
         self.key = key
         self.schema = schema
-        self._fragments: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._fragments: dict[tuple[str, int], dict[str, Any]] = {}
 
-    def _fragment(self, verdict: Verdict) -> dict[str, Any]:
-        """The verdict's fixed part, computed once per verdict and language."""
-        key = (verdict.rule, verdict.area, verdict.severity)
+    def _fragment(self, kind: str, verdict: Verdict) -> dict[str, Any]:
+        """The fixed part of the `ngx` object for a verdict, computed once per kind."""
+        key = (kind, id(verdict))  # verdicts live as long as the classifier that made them
         frag = self._fragments.get(key)
         if frag is None:
             words = self._phrases
             hint = words["list_separator"].join(
                 self._translations.get(item, item) for item in verdict.check)
             frag = {
+                "kind": kind,
                 "category": verdict.category,
                 "area": verdict.area,
                 "severity": verdict.severity,
@@ -57,15 +58,17 @@ class Shaper:
     def facts(self, kind: str, fields: Mapping[str, Any], verdict: Verdict | None
               ) -> dict[str, Any]:
         """The `ngx` object: kind, verdict and parsed fields."""
-        ngx: dict[str, Any] = {"kind": kind}
-        if verdict is not None:
-            frag = self._fragment(verdict)
-            ngx.update(frag)
+        if verdict is None:
+            ngx: dict[str, Any] = {"kind": kind}
+        else:
+            frag = self._fragment(kind, verdict)
+            ngx = frag.copy()
             if "explanation" not in frag:
                 ngx["explanation"] = verdict.text[self.lang].render(fields)
         ngx.update(fields)
-        for name in _INTERNAL:
-            ngx.pop(name, None)
+        if kind == "error":  # only the error parsers hand over values for the texts alone
+            for name in _INTERNAL:
+                ngx.pop(name, None)
         return ngx
 
     def record(self, base: dict[str, Any], ngx: dict[str, Any]) -> dict[str, Any]:

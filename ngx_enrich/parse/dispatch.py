@@ -85,9 +85,15 @@ _CONTINUATION = re.compile(
 
 def opens_record(line: str) -> bool:
     """Whether `line` starts an error-log record that the next lines may continue."""
-    if PREFIX_RE.match(line) is None:
+    if line[4:5] != "/":  # not `YYYY/`: no error-log prefix
         return False
-    return _still_open([line])
+    at = line.find(_STDERR)
+    if at >= 0:
+        if _QUOTE_CLOSED.search(line, at) is not None:
+            return False
+    elif _TAIL.search(line) is not None:  # most lines: complete, so checked first
+        return False
+    return PREFIX_RE.match(line) is not None
 
 
 def _still_open(lines: list[str]) -> bool:
