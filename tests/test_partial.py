@@ -22,9 +22,9 @@ def forms(line: str) -> dict[str, str]:
     level_at = line.index(" [") + 1
     pid_at = line.index("] ", level_at) + 2
     out = {"from_level": line[level_at:], "from_pid": line[pid_at:],
-           "no_pid": line[:pid_at] + line[m.end(7) + 2:]}
-    if m.group(8) is not None:
-        out["from_cid"] = line[m.start(8) - 1:]
+           "no_pid": line[:pid_at] + line[m.end(4) + 2:]}
+    if m.group(5) is not None:
+        out["from_cid"] = line[m.start(5) - 1:]
     return out
 
 

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from ngx_enrich.parse.accesslog import parse_access_line
 from ngx_enrich.parse.errorlog import (
     PREFIX_RE,
-    local_time,
     parse_error_line,
     parse_partial_line,
 )
@@ -34,7 +33,7 @@ def parse_text(text: str, access: LogFormatParser | None = None) -> Parsed | Non
     """Recognise one raw line as the first shape that fits; None when none does.
 
     `access` is a custom `log_format`, tried before the built-in access shapes. Error records
-    get their `stage`, and their local time its offset.
+    get their `stage`.
     """
     first = text[:1]
     if first.isdigit() or first == "n":
@@ -58,8 +57,6 @@ def parse_text(text: str, access: LogFormatParser | None = None) -> Parsed | Non
 
 def _error(fields: ErrorFields) -> ParsedError:
     fields["stage"] = stage(fields)
-    if "time" in fields:
-        fields["time"] = local_time(fields["time"])
     return ParsedError(fields)
 
 

@@ -18,13 +18,13 @@ from functools import lru_cache
 from ngx_enrich.record import ErrorFields, TailKey
 
 PREFIX_RE = re.compile(
-    r"(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) \[([a-z]+)\] (\d{1,18})#(\d{1,18}): "
+    r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[([a-z]+)\] (\d{1,18})#(\d{1,18}): "
     r"(?:\*(\d{1,18}) )?", re.ASCII)
 STDERR_RE = re.compile(r"nginx: \[([a-z]+)\] ", re.ASCII)
 # A record pasted in part: any of the prefix's pieces may be missing (from `[level]` on, from
 # `pid#tid:` on, from `*cid` on, or a whole line without `pid#tid`).
 _PARTIAL_RE = re.compile(
-    r"(?:(\d{4})/(\d\d)/(\d\d) (\d\d:\d\d:\d\d) )?(?:\[([a-z]+)\] )?"
+    r"(?:(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) )?(?:\[([a-z]+)\] )?"
     r"(?:(\d{1,18})#(\d{1,18}): )?(?:\*(\d{1,18}) )?", re.ASCII)
 _LEVELS = frozenset(("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"))
 _SYSCALL_RE = re.compile(
@@ -70,9 +70,9 @@ def parse_error_line(line: str) -> ErrorFields | None:
     """Parse a raw error-log line (or its stderr form); None if it is neither."""
     m = PREFIX_RE.match(line)
     if m is not None:
-        y, mo, d, hms, level, pid, tid, cid = m.groups()
+        stamp, level, pid, tid, cid = m.groups()
         fields: ErrorFields = {
-            "time": f"{y}-{mo}-{d}T{hms}",
+            "time": stamp_time(stamp),
             "level": level,
             "pid": int(pid),
             "tid": int(tid),
@@ -101,14 +101,14 @@ def parse_partial_line(line: str) -> ErrorFields | None:
     """
     m = _PARTIAL_RE.match(line)  # every part is optional, so this always matches
     assert m is not None
-    y, mo, d, hms, level, pid, tid, cid = m.groups()
+    stamp, level, pid, tid, cid = m.groups()
     if level is not None and level not in _LEVELS:
         return None
     if level is None and pid is None and cid is None and ", client: " not in line:
         return None
     fields: ErrorFields = {"source": "partial"}
-    if y is not None:
-        fields["time"] = f"{y}-{mo}-{d}T{hms}"
+    if stamp is not None:
+        fields["time"] = stamp_time(stamp)
     if level is not None:
         fields["level"] = level
     if pid is not None and tid is not None:
@@ -270,8 +270,14 @@ def _take_errno(msg: str, fields: ErrorFields) -> str:
 
 
 @lru_cache(maxsize=4096)
+def stamp_time(stamp: str) -> str:
+    """An error-log time (`2026/04/08 21:07:15`, local, no zone) as ISO 8601 with the local
+    offset; cached, since the lines of one second share it."""
+    return local_time(f"{stamp[:4]}-{stamp[5:7]}-{stamp[8:10]}T{stamp[11:]}")
+
+
 def local_time(naive: str) -> str:
-    """An error-log time (local, no zone) as ISO 8601 with the local offset."""
+    """A local time without a zone (ISO 8601) with the local offset."""
     try:
         return datetime.fromisoformat(naive).astimezone().isoformat()
     except ValueError:

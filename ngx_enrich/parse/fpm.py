@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ngx_enrich.parse.errorlog import local_time
 from ngx_enrich.parse.values import MONTHS
 from ngx_enrich.record import ErrorFields
 
@@ -22,7 +23,7 @@ def parse_fpm_line(line: str) -> ErrorFields | None:
         return None
     day, mon, year, hms, level, pool, message = m.groups()
     fields: ErrorFields = {
-        "time": f"{year}-{MONTHS[mon]:02d}-{day}T{hms}",
+        "time": local_time(f"{year}-{MONTHS[mon]:02d}-{day}T{hms}"),
         "level": _LEVELS[level],
         "source": "php-fpm",
         "message": message,
