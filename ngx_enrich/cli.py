@@ -14,7 +14,7 @@ from typing import BinaryIO, NoReturn, TextIO
 
 import orjson
 
-from ngx_enrich import __version__, argtypes, catalog, explain
+from ngx_enrich import __version__, argtypes, catalog, explain, progress
 from ngx_enrich.catalog import CatalogError
 from ngx_enrich.io import WRITERS, pump, pump_msgpack, sniff, write_json_lines
 from ngx_enrich.parse.logformat import ESCAPES, compile_log_format
@@ -71,6 +71,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     f"{PROG} follow": (
         "ngx-enrich follow --once --from-start examples/logs/error.log examples/logs/access.log",
         "ngx-enrich follow --state /var/lib/ngx-enrich/state.json /var/log/nginx/error.log",
+    ),
+    f"{PROG} report": (
+        "ngx-enrich report examples/logs/error.log",
+        "ngx-enrich report --format markdown --top 5 examples/logs/error.log "
+        "examples/logs/access.log",
+        "ngx-enrich report --format json --since '2026-11-29 18:24:27' examples/logs/error.log",
     ),
     f"{PROG} export": (
         "ngx-enrich export es-template --schema ecs",
@@ -132,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 0.2)")
     parser.add_argument("--no-multiline", action="store_true",
                         help="treat every physical line as its own record")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar on stderr (shown only when stderr is a terminal "
+                        "and stdout is not)")
     parser.add_argument("--input", choices=("json", "msgpack", "auto"), default="json",
                         help="json (default): text lines, raw Nginx lines or JSON objects; "
                         "msgpack: a stream of maps (Fluentd exec_filter); auto: msgpack when "
@@ -183,6 +192,17 @@ def _enriching_parser(name: str, module: str, description: str,
         return parser
 
     return build
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    from ngx_enrich.report import command
+
+    parser = _Parser(prog=f"{PROG} report", description="Summarise what is wrong in a log: "
+                     "counts by area and category with severity, first and last seen, "
+                     "timelines, top upstreams, clients, hosts and URIs, and what the top "
+                     "problems mean. Reads files or standard input as the filter does.")
+    command.add_arguments(parser)
+    return parser
 
 
 def _export_parser() -> argparse.ArgumentParser:
@@ -252,12 +272,15 @@ def run_filter(args: argparse.Namespace, env: Env) -> int:
     """The default command: enrich lines from files or stdin to stdout."""
     fds = _open_inputs(args.files, env)
     enricher = make_enricher(args)
-    for fd in fds:
-        try:
-            _pump_one(fd, args, enricher, env)
-        finally:
-            if fd != env.stdin.fileno():
-                os.close(fd)
+    shown = progress.wanted(env.stderr, args.quiet) and not env.stdout.isatty()
+    with progress.Progress(fds, args.files or ["-"], env.stderr, shown) as bar:
+        for fd in fds:
+            try:
+                _pump_one(fd, args, enricher, env)
+            finally:
+                bar.done(fd)
+                if fd != env.stdin.fileno():
+                    os.close(fd)
     return Exit.OK
 
 
@@ -311,9 +334,20 @@ def run_follow(args: argparse.Namespace, env: Env) -> int:
     from ngx_enrich import follow
 
     enricher = make_enricher(args)
+    meter = None
+    if args.metrics is not None:
+        from ngx_enrich.metrics import Metrics
+
+        meter = Metrics.for_enricher(enricher, files=args.files)
     return follow.run(args, enricher.enrich_line,
                       lambda records: write_json_lines(env.stdout, records),
-                      joiner=enricher.joiner)
+                      joiner=enricher.joiner, meter=meter)
+
+
+def run_report(args: argparse.Namespace, env: Env) -> int:
+    from ngx_enrich.report import command
+
+    return command.run(args, env)
 
 
 def run_export(args: argparse.Namespace, env: Env) -> int:
@@ -338,6 +372,7 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser],
                                  "Follow Nginx log files like tail -F and write enriched JSON "
                                  "lines (a source for Fluent Bit in_exec)."), run_follow),
     "export": (_export_parser, run_export),
+    "report": (_report_parser, run_report),
 }
 
 

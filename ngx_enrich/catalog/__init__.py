@@ -1,8 +1,8 @@
 """The catalogue: rules, statuses and actions as TOML data, loaded once and validated.
 
 Each `*.toml` file here holds `[[rule]]` tables; `statuses.toml` holds `[[status]]` and
-`actions.toml` holds `[[action]]`. Problems are collected for every entry and reported
-together, each with the id of the entry it belongs to.
+`actions.toml` holds `[[subject]]` and `[[action]]`. Problems are collected for every entry
+and reported together, each with the id of the entry it belongs to.
 """
 
 from __future__ import annotations
@@ -373,10 +373,47 @@ def _read_phrases(problems: list[str]) -> dict[str, dict[str, str]]:
     return phrases
 
 
+def read_report_words(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """The headings and labels of `ngx-enrich report` per language (`report.toml`).
+
+    Every language must have the same keys, each a non-empty string.
+    """
+    problems: list[str] = []
+    path = path or HERE / "report.toml"
+    data = _read(path, problems)
+    for lang in sorted(set(data) ^ set(LANGS)):
+        problems.append(f"{path.name}: language {lang!r} is "
+                        + ("not one of " + ", ".join(LANGS) if lang in data else "missing"))
+    keys = set().union(*(data.get(lang, {}) for lang in LANGS))
+    words: dict[str, dict[str, str]] = {}
+    for lang in LANGS:
+        table = data.get(lang, {})
+        for key in sorted(keys):
+            value = table.get(key)
+            if not isinstance(value, str) or not value.strip():
+                problems.append(f"{path.name}: [{lang}] {key}: missing or empty")
+        words[lang] = {k: v for k, v in table.items() if isinstance(v, str)}
+    if problems:
+        raise CatalogError(problems)
+    return words
+
+
+@cache
+def report_words(lang: str) -> dict[str, str]:
+    """`report.toml`'s words for one language, loaded once per process."""
+    return _report_tables()[lang]
+
+
+@cache
+def _report_tables() -> dict[str, dict[str, str]]:
+    return read_report_words()
+
+
 def rule_files() -> list[Path]:
     """Built-in rule files: area files by name, then the structural families last."""
     files = sorted(p for p in HERE.glob("*.toml") if p.name not in (
-        "statuses.toml", "actions.toml", "families.toml", "check_zh.toml", "phrases.toml"))
+        "statuses.toml", "actions.toml", "families.toml", "check_zh.toml", "phrases.toml",
+        "report.toml"))
     return [*files, HERE / "families.toml"]
 
 
