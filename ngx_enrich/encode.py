@@ -63,4 +63,7 @@ def encode_json(record: Any, *, newline: bool = False) -> bytes:
 
 def json_lines(records: list[Any]) -> bytes:
     """JSON lines for a batch of records."""
-    return b"".join(encode_json(r, newline=True) for r in records)
+    try:
+        return b"".join([orjson.dumps(r, default=_default, option=_LINE) for r in records])
+    except TypeError:  # one of them needs cleaning first
+        return b"".join([encode_json(r, newline=True) for r in records])

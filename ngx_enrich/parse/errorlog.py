@@ -61,7 +61,6 @@ _HTTP_TAIL_RE = re.compile(
     r', client: ([^\s,"]+), server: ([^\s,"]*)(?:, request: "([^"]*)")?'
     r'(?:, subrequest: "([^"]*)")?(?:, upstream: "([^"]*)")?(?:, host: "([^"]*)")?'
     r'(?:, referrer: "([^"]*)")?')
-_HTTP_TAIL_KEYS: tuple[TailKey, ...] = ("referrer", "host", "upstream", "subrequest", "request")
 _CUT_AT = 1900  # a message part this long may have been cut at the 2048-byte line limit
 _RESOLVER_HEADS = ("could not be resolved", "DNS error")
 
@@ -143,10 +142,18 @@ def _split_tail(rest: str, fields: ErrorFields) -> int:
     if start >= 0 and end <= _CUT_AT:
         m = _HTTP_TAIL_RE.fullmatch(rest, start)
         if m is not None:
-            client, server, *quoted = m.groups()
-            for key, value in zip(_HTTP_TAIL_KEYS, reversed(quoted), strict=True):
-                if value is not None:
-                    fields[key] = value
+            client, server, request, subrequest, upstream, host, referrer = m.groups()
+            # in the order the labels are read from the right
+            if referrer is not None:
+                fields["referrer"] = referrer
+            if host is not None:
+                fields["host"] = host
+            if upstream is not None:
+                fields["upstream"] = upstream
+            if subrequest is not None:
+                fields["subrequest"] = subrequest
+            if request is not None:
+                fields["request"] = request
             fields["server"] = server
             fields["client"] = client
             return start
