@@ -36,7 +36,7 @@ def parse_text(text: str, access: LogFormatParser | None = None) -> Parsed | Non
     get their `stage`.
     """
     first = text[:1]
-    if first.isdigit() or first == "n":
+    if (first.isdigit() and text[4:5] == "/") or first == "n":  # `YYYY/...` or `nginx: `
         error = parse_error_line(text)
         if error is not None:
             return _error(error)
