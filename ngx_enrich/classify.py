@@ -9,6 +9,7 @@ decide them (level, head, errno, action, SSL reason) in a bounded LRU.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,7 +72,9 @@ class Classifier:
                 self._family.append(rule)
             for word in words:
                 self._by_word.setdefault(word, []).append(rule)
-        self._candidates: dict[tuple[Any, ...], tuple[Rule, ...]] = {}
+        self._candidates: dict[tuple[Any, ...], tuple[HeadTest, ...]] = {}
+        self._head_tests = {rule.id: _head_test(rule, self._verdicts[rule.id])
+                            for rule in catalog.rules}
         self._statuses = {code: _status_verdict(s) for code, s in catalog.statuses.items()}
         self._lookup: Callable[..., Verdict] = lru_cache(maxsize=cache_size)(self._find)
         self._fallback_text = {lang: Template.compile(words["fallback"])
@@ -130,19 +133,18 @@ class Classifier:
     def _find(self, level: str, head: str, syscall: str | None, errno: int | None,
               action: str | None, ssl: str | None) -> Verdict:
         side = self.side(head, action)
-        for rule in self._candidates_for(_first_word(head), errno, level, side, syscall,
-                                         action, ssl):
-            m = rule.match
-            if (not m.head or head.startswith(m.head)) and (
-                    not m.contains or any(c in head for c in m.contains)):
-                return self._verdicts[rule.id]
+        for heads, contains, verdict in self._candidates_for(
+                _first_word(head), errno, level, side, syscall, action, ssl):
+            if (heads is None or head.startswith(heads)) and (
+                    contains is None or contains(head) is not None):
+                return verdict
         return self.fallback(level)
 
     def _candidates_for(self, word: str, errno: int | None, level: str, side: str,
                         syscall: str | None, action: str | None,
-                        ssl: str | None) -> tuple[Rule, ...]:
-        """The rules that may match, in order, after checking everything but the head once
-        per combination (the head varies most: paths, sizes, names)."""
+                        ssl: str | None) -> tuple[HeadTest, ...]:
+        """The head tests of the rules that may match, in order, after checking everything
+        but the head once per combination (the head varies most: paths, sizes, names)."""
         keyed = word in self._by_word
         key = (word if keyed else None, errno, level, side, syscall, action, ssl)
         found = self._candidates.get(key)
@@ -150,10 +152,21 @@ class Classifier:
             if len(self._candidates) >= _MAX_CANDIDATE_SETS:
                 self._candidates.clear()
             rules = (*self._by_word.get(word, ()), *self._family)
-            found = tuple(r for r in rules
+            found = tuple(self._head_tests[r.id] for r in rules
                           if _admits(r, errno, level, side, syscall, action, ssl))
             self._candidates[key] = found
         return found
+
+
+# What is left to check of a rule once only the head may differ: its head prefixes, a
+# search for any of its `contains` strings, and the verdict when both hold.
+HeadTest = tuple[tuple[str, ...] | None, Callable[[str], re.Match[str] | None] | None, Verdict]
+
+
+def _head_test(rule: Rule, verdict: Verdict) -> HeadTest:
+    m = rule.match
+    contains = re.compile("|".join(map(re.escape, m.contains))).search if m.contains else None
+    return (m.head or None, contains, verdict)
 
 
 def _admits(rule: Rule, errno: int | None, level: str, side: str, syscall: str | None,
