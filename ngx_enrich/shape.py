@@ -16,7 +16,18 @@ from ngx_enrich.fields import FIELDS, TEMPLATE_ONLY
 SCHEMAS = ("default", "flat", "ecs")
 _INTERNAL = tuple(TEMPLATE_ONLY)
 _ECS = {f.name: f.ecs.split(".") for f in FIELDS if f.ecs}
-_ECS_FROM_RECORD = ("message",)
+
+
+class _Prefixed(dict[str, str]):
+    """`name` -> `KEY_name`, made once per name."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self._key = key
+
+    def __missing__(self, name: str) -> str:
+        flat = self[name] = f"{self._key}_{name}"
+        return flat
 
 
 class Shaper:
@@ -32,6 +43,7 @@ class Shaper:
         self.key = key
         self.schema = schema
         self._fragments: dict[tuple[str, int], dict[str, Any]] = {}
+        self._flat = _Prefixed(key)
 
     def _fragment(self, kind: str, verdict: Verdict) -> dict[str, Any]:
         """The fixed part of the `ngx` object for a verdict, computed once per kind."""
@@ -77,8 +89,8 @@ class Shaper:
             base[self.key] = ngx
             return base
         if self.schema == "flat":
-            for name, value in ngx.items():
-                base[f"{self.key}_{name}"] = value
+            flat = self._flat
+            base.update({flat[name]: value for name, value in ngx.items()})
             return base
         return self._ecs(base, ngx)
 
