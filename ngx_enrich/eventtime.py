@@ -61,8 +61,13 @@ def utc_iso(moment: datetime) -> str:
 def utc_text(ns: int, digits: int = 6, zone: str = "Z") -> str:
     """`2026-11-29T18:20:26.123456Z` (`digits` of fraction, `zone` as the suffix)."""
     seconds, nanos = divmod(ns, NS)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{stamp}.{nanos:09d}"[: 20 + digits] + zone
+    return f"{_utc_second(seconds)}.{nanos:09d}"[: 20 + digits] + zone
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_second(seconds: int) -> str:
+    """`2026-11-29T18:20:26`; cached, as records come in runs of the same second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -38,6 +38,9 @@ def _has_bytes(value: Any) -> bool:
     return False
 
 
+_KEYS: dict[bytes, str] = {}  # keys recur in every record: decoded once
+
+
 def _convert(value: Any, bad: list[bool]) -> Any:
     kind = type(value)
     if kind is bytes:
@@ -46,7 +49,22 @@ def _convert(value: Any, bad: list[bool]) -> Any:
             bad.append(True)
         return text
     if kind is dict:
-        return {_convert(k, bad): _convert(v, bad) for k, v in value.items()}
+        out = {}
+        for key, item in value.items():
+            if type(key) is bytes:
+                known = _KEYS.get(key)
+                if known is None:
+                    known, broken = _decode(key)
+                    if broken:
+                        bad.append(True)
+                    elif len(_KEYS) < 1024:
+                        _KEYS[key] = known
+                key = known
+            inner = type(item)
+            if inner is bytes or inner is dict or inner is list:
+                item = _convert(item, bad)
+            out[key] = item
+        return out
     if kind is list:
         return [_convert(v, bad) for v in value]
     return value
