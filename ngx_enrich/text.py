@@ -61,7 +61,13 @@ def _convert(value: Any, bad: list[bool]) -> Any:
                         _KEYS[key] = known
                 key = known
             inner = type(item)
-            if inner is bytes or inner is dict or inner is list:
+            if inner is bytes:
+                try:
+                    item = item.decode("utf-8")
+                except UnicodeDecodeError:
+                    item = item.decode("utf-8", "backslashreplace")
+                    bad.append(True)
+            elif inner is dict or inner is list:
                 item = _convert(item, bad)
             out[key] = item
         return out
