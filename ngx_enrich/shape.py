@@ -15,7 +15,8 @@ from ngx_enrich.fields import FIELDS, TEMPLATE_ONLY
 
 SCHEMAS = ("default", "flat", "ecs")
 _INTERNAL = tuple(TEMPLATE_ONLY)
-_ECS = {f.name: f.ecs.split(".") for f in FIELDS if f.ecs}
+# field -> (the objects it is nested in, its own name there)
+_ECS = {f.name: (tuple(f.ecs.split(".")[:-1]), f.ecs.split(".")[-1]) for f in FIELDS if f.ecs}
 
 
 class _Prefixed(dict[str, str]):
@@ -104,18 +105,20 @@ class Shaper:
             base.setdefault("event", {})["original"] = original
         out: dict[str, Any] = base
         custom: dict[str, Any] = {}
+        ecs = _ECS
         for name, value in ngx.items():
-            path = _ECS.get(name)
-            if path is None:
+            place = ecs.get(name)
+            if place is None:
                 custom[name] = value
                 continue
+            parents, leaf = place
             node = out
-            for part in path[:-1]:
+            for part in parents:
                 node = node.setdefault(part, {})
                 if not isinstance(node, dict):
                     break
             else:
-                node[path[-1]] = value if name != "errno" else str(value)
+                node[leaf] = value if name != "errno" else str(value)
         kind = ngx.get("kind")
         event = out.setdefault("event", {})
         event["kind"] = "event"
