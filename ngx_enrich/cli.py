@@ -110,6 +110,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", choices=SCHEMAS, default="default",
                         help="output shape: default (ngx object), flat (ngx_* keys) or ecs")
     parser.add_argument("--key", default="ngx", help="name of the added object (default: ngx)")
+    add_reading_options(parser)
+
+
+def add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """How records are read: the raw line's key, extra rules, the access format."""
     parser.add_argument("--field", help="record key holding the raw Nginx line "
                         "(default: log, message or msg)")
     parser.add_argument("--rules", type=Path, action="append", default=[], metavar="FILE",

@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from ngx_enrich import argtypes, catalog, progress
-from ngx_enrich.cli import PROG, Env, Exit, UsageError, make_enricher
+from ngx_enrich.cli import PROG, Env, Exit, UsageError, add_reading_options, make_enricher
 from ngx_enrich.io import pump, pump_msgpack, sniff
-from ngx_enrich.parse.logformat import ESCAPES
 from ngx_enrich.pipeline import Enricher
 from ngx_enrich.report import parallel, render_html, render_json, render_markdown, render_text
 from ngx_enrich.report.collect import Collector
@@ -48,19 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "available, at most 4; 1: one process)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar on stderr (it is shown only on a terminal)")
-    parser.add_argument("--field", help="record key holding the raw Nginx line "
-                        "(default: log, message or msg)")
-    parser.add_argument("--rules", type=Path, action="append", default=[], metavar="FILE",
-                        help="extra rules (TOML, same schema); they take precedence")
-    parser.add_argument("--log-format", metavar="FORMAT",
-                        help="Nginx log_format of the access lines (tried before the "
-                        "built-in shapes)")
-    parser.add_argument("--log-format-escape", choices=ESCAPES, default="default",
-                        help="the escape= of --log-format (default: default)")
-    parser.add_argument("--nginx-conf", type=Path, metavar="FILE",
-                        help="take the log_format from this nginx.conf (includes followed)")
-    parser.add_argument("--format-name", metavar="NAME",
-                        help="which log_format of --nginx-conf (e.g. main, combined)")
+    add_reading_options(parser)
     parser.add_argument("--no-multiline", action="store_true",
                         help="treat every physical line as its own record")
     parser.add_argument("--input", choices=("json", "msgpack", "auto"), default="json",
