@@ -278,10 +278,16 @@ def run_filter(args: argparse.Namespace, env: Env) -> int:
     fds = _open_inputs(args.files, env)
     enricher = make_enricher(args)
     shown = progress.wanted(env.stderr, args.quiet) and not env.stdout.isatty()
-    with progress.Progress(fds, args.files or ["-"], env.stderr, shown) as bar:
-        for fd in fds:
+    names = args.files or ["-"]
+    with progress.Progress(fds, names, env.stderr, shown) as bar:
+        for fd, name in zip(fds, names, strict=True):
             try:
                 _pump_one(fd, args, enricher, env)
+            except BrokenPipeError:
+                raise  # the reader went away: `entry` ends quietly
+            except OSError as exc:  # a directory, a read error: what came before is written
+                env.stderr.write(f"{PROG}: error: cannot read {name}: {exc.strerror}\n")
+                return Exit.ERROR
             finally:
                 bar.done(fd)
                 if fd != env.stdin.fileno():

@@ -467,12 +467,16 @@ def test_colour_on_a_terminal_unless_no_color() -> None:
 # exit statuses
 
 
-def test_unreadable_input_is_one_line_and_status_1(tmp_path: Path) -> None:
-    for path, why in ((tmp_path / "missing.log", "No such file"), (tmp_path, "directory")):
+def test_unusable_input_is_one_line_and_the_filters_status(tmp_path: Path) -> None:
+    # cannot be opened: a bad file argument (2), as in the filter; cannot be read: 1
+    for path, why, code in ((tmp_path / "missing.log", "No such file", 2),
+                            (tmp_path, "directory", 1)):
         status, out, err = _run(["report", str(EXAMPLES[0]), str(path)])
-        assert status == 1
+        assert status == code
         assert out == b""
         assert err.count("\n") == 1 and str(path) in err and why in err, err
+        filter_status, _, _ = _run([str(path)])
+        assert filter_status == code
 
 
 @pytest.mark.parametrize("args", [["--format", "pdf"], ["--since", "yesterday"],

@@ -73,8 +73,8 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 continue
             try:
                 opened.append(os.open(name, os.O_RDONLY))
-            except OSError as exc:
-                return _failed(env, f"cannot open {name}: {exc.strerror}")
+            except OSError as exc:  # as in the filter: a file argument that cannot be used
+                raise UsageError(f"cannot open {name}: {exc.strerror}") from None
             fds.append(opened[-1])
 
         def make() -> Collector:
