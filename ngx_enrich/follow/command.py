@@ -187,6 +187,8 @@ def run(
             tailer.open()
         except OSError as exc:
             print(f"ngx-enrich follow: {exc}", file=sys.stderr)
+            if exposer is not None:
+                exposer.close()
             return 1
         try:
             follow_batches(tailer, handle, stop, once=args.once, after=measure)
