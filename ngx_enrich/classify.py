@@ -81,7 +81,6 @@ class Classifier:
                                for lang, words in catalog.phrases.items()}
         self._fallbacks: dict[str, Verdict] = {}
         self._subjects = tuple(prefix for prefix, _ in catalog.subjects)
-        self._action_sides: dict[str, str] = {}
 
     def fallback(self, level: str) -> Verdict:
         """The verdict for a record no rule describes: area and severity from its level."""
@@ -99,16 +98,11 @@ class Classifier:
             for prefix, side in self.catalog.subjects:
                 if head.startswith(prefix):
                     return side
-        if not action:
-            return "none"
-        known = self._action_sides.get(action)
-        if known is not None:
-            return known
-        found = next((s for prefix, s in self.catalog.actions if action.startswith(prefix)),
-                     "none")
-        if len(self._action_sides) < _MAX_CANDIDATE_SETS:
-            self._action_sides[action] = found
-        return found
+        if action:
+            for prefix, side in self.catalog.actions:
+                if action.startswith(prefix):
+                    return side
+        return "none"
 
     def error(self, fields: ErrorFields) -> Verdict:
         """The verdict for a parsed error-log (or php-fpm) record; the values its rule's

@@ -148,8 +148,9 @@ class Enricher:
             fields["wrapper"] = wrapper
         if isinstance(parsed, ParsedAccess):
             return self._access(base, parsed.fields)
-        verdict = self.classifier.error(parsed.fields)
-        return self.shaper.record(base, self.shaper.facts("error", parsed.fields, verdict))
+        error = parsed.fields
+        verdict = self.classifier.error(error)
+        return self.shaper.record(base, self.shaper.facts("error", error, verdict))
 
     def _access(self, base: dict[str, Any], fields: AccessFields) -> dict[str, Any]:
         status = fields.get("status")

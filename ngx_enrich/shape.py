@@ -19,18 +19,6 @@ _INTERNAL = tuple(TEMPLATE_ONLY)
 _ECS = {f.name: (tuple(f.ecs.split(".")[:-1]), f.ecs.split(".")[-1]) for f in FIELDS if f.ecs}
 
 
-class _Prefixed(dict[str, str]):
-    """`name` -> `KEY_name`, made once per name."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__()
-        self._key = key
-
-    def __missing__(self, name: str) -> str:
-        flat = self[name] = f"{self._key}_{name}"
-        return flat
-
-
 class Shaper:
     """Renders verdicts into records for one language, key and schema."""
 
@@ -44,7 +32,6 @@ class Shaper:
         self.key = key
         self.schema = schema
         self._fragments: dict[tuple[str, int], dict[str, Any]] = {}
-        self._flat = _Prefixed(key)
 
     def _fragment(self, kind: str, verdict: Verdict) -> dict[str, Any]:
         """The fixed part of the `ngx` object for a verdict, computed once per kind."""
@@ -90,8 +77,8 @@ class Shaper:
             base[self.key] = ngx
             return base
         if self.schema == "flat":
-            flat = self._flat
-            base.update({flat[name]: value for name, value in ngx.items()})
+            for name, value in ngx.items():
+                base[f"{self.key}_{name}"] = value
             return base
         return self._ecs(base, ngx)
 

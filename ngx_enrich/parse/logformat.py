@@ -185,28 +185,10 @@ def _generic(escape: str, following: list[str | tuple[str]]) -> str:
     return f"(?>(?:{unit})*)"
 
 
-def _request(value: str) -> str:
-    """`$request` (split into method, path and protocol by the parser)."""
-    return value
-
-
-def _json_request(value: str) -> str:
-    """`$request` under `escape=json`."""
-    return json_unescape(value)
-
-
-_TIMES: dict[str, str] = {}
-
-
+@lru_cache(maxsize=4096)
 def time_local(value: str) -> str:
     """`$time_local` as ISO 8601; cached, since the lines of one second share it."""
-    iso = _TIMES.get(value)
-    if iso is None:
-        if len(_TIMES) >= 4096:
-            _TIMES.clear()
-        iso = _TIMES[value] = access_time(value[0:2], value[3:6], value[7:11], value[12:20],
-                                          value[21:26])
-    return iso
+    return access_time(value[0:2], value[3:6], value[7:11], value[12:20], value[21:26])
 
 
 def _same(value: str) -> str:
@@ -235,7 +217,8 @@ class LogFormatParser:
         owner = self._claims(set(names))
         text = json_unescape if escape == "json" else _same
         parts: list[str] = []
-        plan: list[tuple[int, str, Callable[[str], Any] | None]] = []
+        # (group, field, converter or None for the text as it is, whether it is $request)
+        plan: list[tuple[int, str, Callable[[str], Any] | None, bool]] = []
         keys: list[str] = []
         seen: set[str] = set()
         group = -1
@@ -259,7 +242,8 @@ class LogFormatParser:
                 continue
             seen.add(name)
             keys.append(field)
-            plan.append((group, field, self._converter(kind, text)))
+            conv = _CONVERTERS.get(kind, text) if kind != REQUEST else text
+            plan.append((group, field, None if conv is _same else conv, kind == REQUEST))
         self.regex: re.Pattern[str] = re.compile("".join(parts), re.DOTALL | re.ASCII)
         self.keys: tuple[str, ...] = tuple(keys)
         self._plan = tuple(plan)
@@ -277,14 +261,6 @@ class LogFormatParser:
                     owner.setdefault(part, name)
         return owner
 
-    @staticmethod
-    def _converter(kind: int, text: Callable[[str], str]) -> Callable[[str], Any] | None:
-        """How a value of `kind` becomes a field (None: as it is)."""
-        if kind == REQUEST:
-            return _request if text is _same else _json_request
-        conv = _CONVERTERS.get(kind, text)
-        return None if conv is _same else conv
-
     def parse(self, line: str) -> dict[str, Any] | None:
         """Fields of one line (without or with its line ending); None if it does not match."""
         if line[-1:] == "\n":
@@ -294,16 +270,12 @@ class LogFormatParser:
             return None
         groups = m.groups()
         fields: dict[str, Any] = {}
-        for index, key, conv in self._plan:
+        for index, key, conv, request in self._plan:
             value = groups[index]
             if value and value != "-":
-                if conv is None:
-                    fields[key] = value
-                elif conv is _request or conv is _json_request:
-                    value = fields[key] = conv(value)
-                    split_request(value, fields)
-                else:
-                    fields[key] = conv(value)
+                fields[key] = value if conv is None else conv(value)
+                if request:
+                    split_request(fields[key], fields)
         return fields
 
     def __repr__(self) -> str:
