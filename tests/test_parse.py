@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ngx_enrich.parse import errorlog
 from ngx_enrich.parse.accesslog import parse_access_line
 from ngx_enrich.parse.errorlog import parse_error_line, ssl_reason
 
@@ -135,3 +136,26 @@ def test_tls_alert_number() -> None:
                          "sslv3 alert certificate unknown:SSL alert number 46) while SSL "
                          "handshaking, client: 1.2.3.4, server: 0.0.0.0:443")
     assert f is not None and f["tls_alert"] == 46 and f["action"] == "SSL handshaking"
+
+
+_VALUE = st.text(alphabet=st.sampled_from('ab/:.,"- \\?=&%1'), max_size=24)
+
+
+@settings(max_examples=400)
+@given(message=_VALUE, client=_VALUE, server=_VALUE,
+       quoted=st.lists(st.tuples(st.sampled_from(["request", "subrequest", "upstream", "host",
+                                                   "referrer"]), _VALUE), max_size=5))
+def test_the_usual_tail_in_one_match_reads_as_label_by_label(
+        message: str, client: str, server: str, quoted: list[tuple[str, str]]) -> None:
+    # The one-match reading of the common HTTP tail must agree with the general reader,
+    # key order included, on every tail it accepts (and leave the rest to it).
+    order = ["request", "subrequest", "upstream", "host", "referrer"]
+    parts = sorted(dict(quoted).items(), key=lambda kv: order.index(kv[0]))
+    rest = (f"{message}, client: {client}, server: {server}"
+            + "".join(f', {label}: "{value}"' for label, value in parts))
+    fast: dict[str, object] = {}
+    slow: dict[str, object] = {}
+    start = rest.find(", client: ")
+    fast_end = errorlog._split_tail(rest, fast)  # type: ignore[arg-type]
+    slow_end = errorlog._tail_by_labels(rest, start, slow)  # type: ignore[arg-type]
+    assert (fast_end, list(fast.items())) == (slow_end, list(slow.items()))

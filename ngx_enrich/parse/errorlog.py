@@ -157,6 +157,13 @@ def _split_tail(rest: str, fields: ErrorFields) -> int:
             fields["server"] = server
             fields["client"] = client
             return start
+    return _tail_by_labels(rest, start, fields)
+
+
+def _tail_by_labels(rest: str, start: int, fields: ErrorFields) -> int:
+    """`_split_tail` for any tail: label by label from the right (`start`: the first
+    `, client: `, or -1)."""
+    end = len(rest)
     if start < 0:
         start = min((i for i in (rest.find(", resolver: "), rest.find(", responder: "))
                      if i >= 0), default=-1)
