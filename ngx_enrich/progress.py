@@ -13,9 +13,10 @@ import stat
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Never, TextIO
+from typing import TYPE_CHECKING, Never, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:  # loaded only when a bar is shown: the import costs ~30 ms at start
+    from tqdm import tqdm
 
 INTERVAL = 0.1
 DELAY = 0.3  # inputs read faster than this show no bar at all
@@ -54,6 +55,8 @@ class Progress:
                     self._files[fd] = (start, os.path.basename(name) or name)
                     total += max(info.st_size - start, 0)
         if self._files:
+            from tqdm import tqdm
+
             self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
                              file=stream, leave=False, dynamic_ncols=True, delay=DELAY,
                              mininterval=INTERVAL)
