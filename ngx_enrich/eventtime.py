@@ -36,6 +36,12 @@ def _iso_ns(text: str, zone: object) -> int | None:
     return None
 
 
+def iso_ns(text: str) -> int | None:
+    """Nanoseconds since the epoch of ISO 8601 text (naive text is local time); None if it
+    is not such a time."""
+    return _iso_ns(text, _zone())
+
+
 def own_time_ns(record: dict[str, Any], key: str = "ngx") -> int | None:
     """The enriched record's own time in nanoseconds since the epoch, if it has one."""
     ngx = record.get(key)

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
+
+from ngx_enrich import eventtime
 
 
 def epoch_of(text: str) -> float | None:
     """Seconds since the epoch of an ISO 8601 time; no zone means the local zone."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.timestamp()
+    ns = eventtime.iso_ns(text)
+    return None if ns is None else ns / eventtime.NS
 
 
 def moment(text: str) -> float:
