@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
-from ngx_enrich.catalog import Catalog, Rule, Status, Template
+from ngx_enrich.catalog import Catalog, Match, Rule, Status, Template
 from ngx_enrich.record import ErrorFields
 
 _MAX_CANDIDATE_SETS = 4096
@@ -73,8 +73,20 @@ class Classifier:
             for word in words:
                 self._by_word.setdefault(word, []).append(rule)
         self._candidates: dict[tuple[Any, ...], tuple[HeadTest, ...]] = {}
-        self._head_tests = {rule.id: _head_test(rule, self._verdicts[rule.id])
-                            for rule in catalog.rules}
+        # Rules as bits of an int, the keyed ones first and the family last, each in catalogue
+        # order: the rules that may match are an AND of one mask per condition, each mask
+        # computed once per value (an errno, an action...).
+        in_family = {rule.id for rule in self._family}
+        ordered = [r for r in catalog.rules if r.id not in in_family] + self._family
+        self._tests = [_head_test(rule, self._verdicts[rule.id]) for rule in ordered]
+        self._rules = ordered
+        bit = {rule.id: 1 << n for n, rule in enumerate(ordered)}
+        family = sum(bit[r.id] for r in self._family)
+        self._word_masks = {word: family | sum(bit[r.id] for r in rules)
+                            for word, rules in self._by_word.items()}
+        self._family_mask = family
+        self._masks: dict[tuple[str, Any], int] = {}
+        self._by_mask: dict[int, tuple[HeadTest, ...]] = {}
         self._statuses = {code: _status_verdict(s) for code, s in catalog.statuses.items()}
         self._lookup: Callable[..., Verdict] = lru_cache(maxsize=cache_size)(self._find)
         self._fallback_text = {lang: Template.compile(words["fallback"])
@@ -107,17 +119,30 @@ class Classifier:
     def error(self, fields: ErrorFields) -> Verdict:
         """The verdict for a parsed error-log (or php-fpm) record; the values its rule's
         `extract` pattern finds in the message are added to `fields`."""
+        verdict = self.verdict(fields)
+        found = self.extracted(verdict, fields.get("message", ""))
+        if found:
+            fields.update(found)
+        return verdict
+
+    def verdict(self, fields: ErrorFields) -> Verdict:
+        """The verdict for a parsed error-log (or php-fpm) record."""
         verdict: Verdict = self._lookup(
             fields.get("level", ""), fields.get("head", ""), fields.get("syscall"),
             fields.get("errno"), fields.get("action"), fields.get("ssl_reason"),
         )
-        if verdict.extract is not None:
-            m = verdict.extract.search(fields.get("message", ""))
-            if m is not None:
-                # built-in rules extract declared fields; a user's rule may add its own
-                found = {k: _number(v) for k, v in m.groupdict().items() if v}
-                fields.update(cast(ErrorFields, found))
         return verdict
+
+    @staticmethod
+    def extracted(verdict: Verdict, message: str) -> ErrorFields:
+        """The values the verdict's `extract` pattern finds in `message`."""
+        if verdict.extract is None:
+            return {}
+        m = verdict.extract.search(message)
+        if m is None:
+            return {}
+        # built-in rules extract declared fields; a user's rule may add its own
+        return cast(ErrorFields, {k: _number(v) for k, v in m.groupdict().items() if v})
 
     def status(self, code: int) -> Verdict:
         """The verdict for an access-log status code (by exact code, then by class)."""
@@ -145,11 +170,29 @@ class Classifier:
         if found is None:
             if len(self._candidates) >= _MAX_CANDIDATE_SETS:
                 self._candidates.clear()
-            rules = (*self._by_word.get(word, ()), *self._family)
-            found = tuple(self._head_tests[r.id] for r in rules
-                          if _admits(r, errno, level, side, syscall, action, ssl))
+            mask = (self._word_masks[word] if keyed else self._family_mask) \
+                & self._mask("errno", errno) & self._mask("level", level) \
+                & self._mask("side", side) & self._mask("syscall", syscall) \
+                & self._mask("action", action) & self._mask("ssl", ssl)
+            found = self._by_mask.get(mask)
+            if found is None:
+                if len(self._by_mask) >= _MAX_CANDIDATE_SETS:
+                    self._by_mask.clear()
+                found = self._by_mask[mask] = tuple(
+                    test for n, test in enumerate(self._tests) if mask >> n & 1)
             self._candidates[key] = found
         return found
+
+    def _mask(self, condition: str, value: Any) -> int:
+        """The rules whose `condition` holds for `value`, as bits."""
+        mask = self._masks.get((condition, value))
+        if mask is None:
+            if len(self._masks) >= _MAX_CANDIDATE_SETS:
+                self._masks.clear()
+            holds = _CONDITIONS[condition]
+            mask = sum(1 << n for n, rule in enumerate(self._rules) if holds(rule.match, value))
+            self._masks[(condition, value)] = mask
+        return mask
 
 
 # What is left to check of a rule once only the head may differ: its head prefixes, a
@@ -163,18 +206,16 @@ def _head_test(rule: Rule, verdict: Verdict) -> HeadTest:
     return (m.head or None, contains, verdict)
 
 
-def _admits(rule: Rule, errno: int | None, level: str, side: str, syscall: str | None,
-            action: str | None, ssl: str | None) -> bool:
-    """Whether `rule` holds for everything but the message head."""
-    m = rule.match
-    return (
-        (not m.syscall or syscall in m.syscall)
-        and (not m.errno or errno in m.errno)
-        and (not m.level or level in m.level)
-        and (not m.side or side in m.side)
-        and (not m.action or (action is not None and action.startswith(m.action)))
-        and (not m.ssl or (ssl is not None and any(s in ssl for s in m.ssl)))
-    )
+# Whether a rule's condition holds for a value (an absent condition always does).
+_CONDITIONS: dict[str, Callable[[Match, Any], bool]] = {
+    "errno": lambda m, errno: not m.errno or errno in m.errno,
+    "level": lambda m, level: not m.level or level in m.level,
+    "side": lambda m, side: not m.side or side in m.side,
+    "syscall": lambda m, syscall: not m.syscall or syscall in m.syscall,
+    "action": lambda m, action: not m.action or (action is not None
+                                                 and action.startswith(m.action)),
+    "ssl": lambda m, ssl: not m.ssl or (ssl is not None and any(s in ssl for s in m.ssl)),
+}
 
 
 def _number(text: str) -> Any:

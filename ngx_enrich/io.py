@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, cast
 
 import msgpack
 
-from ngx_enrich.encode import json_lines
+from ngx_enrich.encode import Packer, json_lines
 
 CHUNK = 1 << 16
 MAX_PIECE = 8 << 20  # a "line" longer than this is emitted in pieces
@@ -150,9 +150,9 @@ def write_json_lines(out: BinaryIO, records: list[dict[str, Any]]) -> None:
 def write_msgpack(out: BinaryIO, records: list[dict[str, Any]]) -> None:
     """Write records as a stream of msgpack maps (no delimiters) and flush."""
     if records:
-        pack = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
+        pack = Packer().pack
         for i in range(0, len(records), WRITE_GROUP):
-            out.write(b"".join(pack(r) for r in records[i:i + WRITE_GROUP]))
+            out.write(b"".join([pack(r) for r in records[i:i + WRITE_GROUP]]))
         out.flush()
 
 

@@ -20,10 +20,12 @@ from ngx_enrich import catalog, eventtime
 from ngx_enrich.classify import Classifier
 from ngx_enrich.io import BAD_UTF8, Joiner
 from ngx_enrich.parse.dispatch import continues, opens_record, parse_text, starts_record
+from ngx_enrich.parse.errorlog import read_line
 from ngx_enrich.parse.jsonrecord import parse_json_record, parse_json_text
 from ngx_enrich.parse.logformat import compile_log_format
 from ngx_enrich.parse.wrappers import combine, record_wrapper, unwrap
 from ngx_enrich.record import AccessFields, ParsedAccess
+from ngx_enrich.recurring import Recurring
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
 
@@ -56,6 +58,7 @@ class Enricher:
         self.classifier = Classifier(cat)
         self.shaper = Shaper(self.options.lang, self.options.key, self.options.schema,
                              cat.check_zh, cat.phrases[self.options.lang])
+        self.recurring = Recurring(self.classifier, self.shaper)
         fields: Iterable[str | None] = (self.options.field, *TEXT_KEYS)
         self._text_keys = tuple(dict.fromkeys(k for k in fields if k))
         fmt = self.options.access_format
@@ -138,18 +141,31 @@ class Enricher:
                 return self._access(base, json_fields)
         inner, wrapper = unwrap(text)
         wrapper = combine(outer, wrapper)
+        read = read_line(inner) if inner[4:5] == "/" else None
+        if read is not None:  # the usual error line: see `recurring`
+            added: dict[str, Any] = {}
+            if parse_error:
+                added["parse_error"] = parse_error
+            if wrapper is not None:
+                added["wrapper"] = wrapper
+            return self.shaper.record(base, self.recurring.facts(*read, added))
         parsed = parse_text(inner, self._access_format)
         if parsed is None:
             return self._other(base, parse_error or "not an Nginx log line", wrapper)
-        fields = parsed.fields
-        if parse_error:
-            fields["parse_error"] = parse_error
-        if wrapper is not None:
-            fields["wrapper"] = wrapper
         if isinstance(parsed, ParsedAccess):
-            return self._access(base, parsed.fields)
+            access = parsed.fields
+            if parse_error:
+                access["parse_error"] = parse_error
+            if wrapper is not None:
+                access["wrapper"] = wrapper
+            return self._access(base, access)
         error = parsed.fields
+        # the verdict first: what its rule extracts comes before what the pipeline adds
         verdict = self.classifier.error(error)
+        if parse_error:
+            error["parse_error"] = parse_error
+        if wrapper is not None:
+            error["wrapper"] = wrapper
         return self.shaper.record(base, self.shaper.facts("error", error, verdict))
 
     def _access(self, base: dict[str, Any], fields: AccessFields) -> dict[str, Any]:

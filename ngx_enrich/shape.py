@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ngx_enrich.catalog import Template
 from ngx_enrich.classify import Verdict
 from ngx_enrich.fields import FIELDS, TEMPLATE_ONLY
 
 SCHEMAS = ("default", "flat", "ecs")
+_MAX_NAMES = 4096
 _INTERNAL = tuple(TEMPLATE_ONLY)
 # field -> (the objects it is nested in, its own name there)
 _ECS = {f.name: (tuple(f.ecs.split(".")[:-1]), f.ecs.split(".")[-1]) for f in FIELDS if f.ecs}
@@ -32,8 +34,9 @@ class Shaper:
         self.key = key
         self.schema = schema
         self._fragments: dict[tuple[str, int], dict[str, Any]] = {}
+        self._flat_names: dict[str, str] = {}  # field -> its top-level name (`ngx_status`)
 
-    def _fragment(self, kind: str, verdict: Verdict) -> dict[str, Any]:
+    def fragment(self, kind: str, verdict: Verdict) -> dict[str, Any]:
         """The fixed part of the `ngx` object for a verdict, computed once per kind."""
         key = (kind, id(verdict))  # verdicts live as long as the classifier that made them
         frag = self._fragments.get(key)
@@ -55,16 +58,20 @@ class Shaper:
             self._fragments[key] = frag
         return frag
 
+    def template(self, verdict: Verdict) -> Template:
+        """The verdict's explanation in this shaper's language."""
+        return verdict.text[self.lang]
+
     def facts(self, kind: str, fields: Mapping[str, Any], verdict: Verdict | None
               ) -> dict[str, Any]:
         """The `ngx` object: kind, verdict and parsed fields."""
         if verdict is None:
             ngx: dict[str, Any] = {"kind": kind}
         else:
-            frag = self._fragment(kind, verdict)
+            frag = self.fragment(kind, verdict)
             ngx = frag.copy()
             if "explanation" not in frag:
-                ngx["explanation"] = verdict.text[self.lang].render(fields)
+                ngx["explanation"] = self.template(verdict).render(fields)
         ngx.update(fields)
         if kind == "error":  # only the error parsers hand over values for the texts alone
             for name in _INTERNAL:
@@ -77,8 +84,14 @@ class Shaper:
             base[self.key] = ngx
             return base
         if self.schema == "flat":
-            for name, value in ngx.items():
-                base[f"{self.key}_{name}"] = value
+            names = self._flat_names
+            try:
+                base.update(zip(map(names.__getitem__, ngx), ngx.values(), strict=True))
+            except KeyError:  # a name not seen before
+                for name in ngx:
+                    if name not in names and len(names) < _MAX_NAMES:
+                        names[name] = f"{self.key}_{name}"
+                base.update((names.get(n) or f"{self.key}_{n}", v) for n, v in ngx.items())
             return base
         return self._ecs(base, ngx)
 
@@ -91,23 +104,26 @@ class Shaper:
         if original is not None:
             base.setdefault("event", {})["original"] = original
         out: dict[str, Any] = base
-        custom: dict[str, Any] = {}
         ecs = _ECS
         for name, value in ngx.items():
             place = ecs.get(name)
             if place is None:
-                custom[name] = value
                 continue
             parents, leaf = place
             node = out
             for part in parents:
-                node = node.setdefault(part, {})
-                if not isinstance(node, dict):
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                elif not isinstance(child, dict):
                     break
+                node = child
             else:
                 node[leaf] = value if name != "errno" else str(value)
         kind = ngx.get("kind")
-        event = out.setdefault("event", {})
+        event = out.get("event")
+        if not isinstance(event, dict):
+            event = out["event"] = {}
         event["kind"] = "event"
         event["module"] = "nginx"
         event["dataset"] = f"nginx.{kind}"
@@ -116,6 +132,5 @@ class Shaper:
         if "time" in ngx:
             event["created"] = ngx["time"]
         out["message"] = ngx.get("message") or original or ""
-        out[self.key] = custom
+        out[self.key] = {k: v for k, v in ngx.items() if k not in ecs}
         return out
-

@@ -63,6 +63,7 @@ class Template:
     """A sentence with `{field}` / `{field?fallback}` placeholders, split once."""
 
     parts: tuple[str | tuple[str, str], ...]
+    names: tuple[str, ...] = ()  # the fields it names, in order of first use
 
     @classmethod
     def compile(cls, text: str) -> Template:
@@ -75,7 +76,8 @@ class Template:
             pos = m.end()
         if pos < len(text):
             parts.append(text[pos:])
-        return cls(tuple(parts))
+        names = dict.fromkeys(p[0] for p in parts if not isinstance(p, str))
+        return cls(tuple(parts), tuple(names))
 
     @property
     def static(self) -> str | None:

@@ -24,6 +24,7 @@ from typing import Any, TypeAlias
 import msgpack
 
 from ngx_enrich import eventtime
+from ngx_enrich.encode import Packer
 from ngx_enrich.text import as_text
 
 EVENT_TIME = 0
@@ -291,8 +292,7 @@ def packer() -> msgpack.Packer:
 
 def pack(obj: Any) -> bytes:
     """`obj` as msgpack, with `packer()`'s settings."""
-    data: bytes = packer().pack(obj)
-    return data
+    return Packer(_pack_default).pack(obj)
 
 
 class EntryPacker:
@@ -301,7 +301,7 @@ class EntryPacker:
     __slots__ = ("_buf", "_ends", "_pack", "count")
 
     def __init__(self) -> None:
-        self._pack = packer().pack
+        self._pack = Packer(_pack_default).pack
         self._buf = bytearray()
         self._ends: list[int] = []
         self.count = 0

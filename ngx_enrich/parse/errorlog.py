@@ -14,6 +14,7 @@ import errno as _errno
 import re
 from datetime import datetime
 from functools import lru_cache
+from typing import get_args
 
 from ngx_enrich.record import ErrorFields, TailKey
 
@@ -61,24 +62,22 @@ _HTTP_TAIL_RE = re.compile(
     r', client: ([^\s,"]+), server: ([^\s,"]*)(?:, request: "([^"]*)")?'
     r'(?:, subrequest: "([^"]*)")?(?:, upstream: "([^"]*)")?(?:, host: "([^"]*)")?'
     r'(?:, referrer: "([^"]*)")?')
+# The keys a line's prefix and context tail may set: whatever else an error record holds is
+# decided by its level and message alone.
+LINE_KEYS = frozenset(("time", "level", "source", "pid", "tid", "cid", *get_args(TailKey),
+                       "bytes_from_client", "bytes_to_client", "bytes_from_upstream",
+                       "bytes_to_upstream"))
 _CUT_AT = 1900  # a message part this long may have been cut at the 2048-byte line limit
 _RESOLVER_HEADS = ("could not be resolved", "DNS error")
 
 
 def parse_error_line(line: str) -> ErrorFields | None:
     """Parse a raw error-log line (or its stderr form); None if it is neither."""
-    m = PREFIX_RE.match(line)
-    if m is not None:
-        stamp, level, pid, tid, cid = m.groups()
-        fields: ErrorFields = {
-            "time": stamp_time(stamp),
-            "level": level,
-            "pid": int(pid),
-            "tid": int(tid),
-        }
-        if cid is not None:
-            fields["cid"] = int(cid)
-        split_message(line[m.end():], fields)
+    read = read_line(line)
+    if read is not None:
+        fields, message = read
+        fields["message"] = message
+        fields.update(message_parts(message))
         return fields
     m = STDERR_RE.match(line)
     if m is not None:
@@ -90,6 +89,28 @@ def parse_error_line(line: str) -> ErrorFields | None:
         split_message(line[7:] if line[5] == ":" else line, fields)
         return fields
     return None
+
+
+def read_line(line: str) -> tuple[ErrorFields, str] | None:
+    """What a `YYYY/MM/DD ...` error line says besides its message (the prefix and the
+    context tail), and the message; None when the line has no such prefix.
+
+    The rest of the record, the message's parts, is `message_parts(message)`.
+    """
+    m = PREFIX_RE.match(line)
+    if m is None:
+        return None
+    stamp, level, pid, tid, cid = m.groups()
+    fields: ErrorFields = {
+        "time": stamp_time(stamp),
+        "level": level,
+        "pid": int(pid),
+        "tid": int(tid),
+    }
+    if cid is not None:
+        fields["cid"] = int(cid)
+    rest = line[m.end():]
+    return fields, rest[:_split_tail(rest, fields)]
 
 
 def parse_partial_line(line: str) -> ErrorFields | None:

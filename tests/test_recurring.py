@@ -1,0 +1,152 @@
+"""Error lines whose message recurs are shaped from what their message decided the first time:
+the record must be the one the stages give one by one, byte for byte, key order included."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ngx_enrich import catalog
+from ngx_enrich.catalog import builtin
+from ngx_enrich.parse.dispatch import parse_text
+from ngx_enrich.parse.errorlog import read_line
+from ngx_enrich.parse.wrappers import unwrap
+from ngx_enrich.pipeline import Enricher, Options
+from ngx_enrich.record import ParsedError
+from ngx_enrich.recurring import MAX_KNOWN
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT / "tests" / "bench"))
+from inputs import Lines  # noqa: E402
+
+
+def by_stages(e: Enricher, line: str, parse_error: str | None = None) -> dict[str, Any]:
+    """The record as parse -> classify -> shape make it, with nothing remembered."""
+    inner, wrapper = unwrap(line)
+    parsed = parse_text(inner)
+    assert isinstance(parsed, ParsedError), line
+    fields = parsed.fields
+    verdict = e.classifier.error(fields)
+    if parse_error:
+        fields["parse_error"] = parse_error
+    if wrapper is not None:
+        fields["wrapper"] = wrapper
+    return e.shaper.record({"log": line}, e.shaper.facts("error", fields, verdict))
+
+
+def _recurring(line: str) -> bool:
+    inner, _ = unwrap(line)
+    return inner[4:5] == "/" and read_line(inner) is not None
+
+
+def _corpus() -> list[str]:
+    lines = [s for r in builtin().rules for s in r.samples]
+    logs = [*(ROOT / "tests" / "fixtures").glob("*.log"), *(ROOT / "examples").glob("**/*.log")]
+    if SHARED.is_dir():
+        logs += [p for p in (SHARED / "peer-fixtures").glob("*") if p.is_file()]
+        logs += [p for p in (SHARED / "seed").glob("*") if p.is_file()]
+    for log in logs:
+        lines += log.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines += Lines("error").take(3000)
+    return [line for line in lines if _recurring(line)]
+
+
+CORPUS = _corpus()
+
+
+def _same(e: Enricher, line: str, parse_error: str | None = None) -> None:
+    expected = orjson.dumps(by_stages(e, line, parse_error))
+    for _ in range(2):  # learnt, then remembered
+        assert orjson.dumps(e.enrich_line(line, parse_error)) == expected, line
+
+
+@pytest.mark.parametrize("schema", ["default", "flat", "ecs"])
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_error_line_is_shaped_as_the_stages_shape_it(schema: str, lang: str) -> None:
+    assert len(CORPUS) > 3000
+    e = Enricher(Options(schema=schema, lang=lang))
+    for line in CORPUS:
+        _same(e, line)
+
+
+def test_what_the_pipeline_adds_comes_last_on_both_paths() -> None:
+    e = Enricher()
+    line = ("web_1  | 2026/04/08 21:07:15 [error] 31#31: *9 limiting requests, excess: 5.120 by "
+            'zone "api", client: 203.0.113.9, server: api.example.com, request: "GET / HTTP/1.1"')
+    _same(e, line, "invalid UTF-8 (bytes shown as \\xNN)")
+    ngx = e.enrich_line(line, "invalid UTF-8 (bytes shown as \\xNN)")["ngx"]
+    keys = list(ngx)
+    assert keys[-2:] == ["parse_error", "wrapper"]
+    assert keys.index("stage") < keys.index("excess") < keys.index("parse_error")
+    assert ngx["zone"] == "api" and ngx["wrapper"]["service"] == "web_1"
+
+
+USER_RULE = '''
+[[rule]]
+id = "my_rule"
+area = "upstream"
+severity = "error"
+match = { head = "my message" }
+extract = "code (?P<client>\\\\d+) (?P<head>\\\\w+)"
+en = "Seen by {client?nobody} via {upstream?no upstream}, {zone?no zone}."
+zh = "{client?无} 经 {upstream?无}。"
+check = ["proxy_pass"]
+samples = ["2026/04/08 21:07:15 [error] 1#1: *2 my message code 42 x, client: 192.0.2.1, server: s"]
+'''
+
+
+def test_a_user_rule_may_extract_line_and_internal_names(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(USER_RULE, encoding="utf-8")
+    e = Enricher(Options(rules=(rules,)), catalog.load([rules]))
+    first = ('2026/04/08 21:07:15 [error] 1#1: *2 my message code 42 x, client: 192.0.2.1, '
+             'server: s, upstream: "http://10.0.0.1:80/"')
+    second = first.replace("10.0.0.1", "10.0.0.2")
+    for line in (first, second, first):
+        _same(e, line)
+    a, b = (e.enrich_line(x)["ngx"] for x in (first, second))
+    assert a["rule"] == "my_rule" and a["client"] == 42 and "head" not in a
+    assert list(a).index("client") < list(a).index("message")  # the tail's place, the rule's value
+    assert "10.0.0.1" in a["explanation"] and "10.0.0.2" in b["explanation"]
+
+
+def test_what_is_remembered_is_bounded() -> None:
+    e = Enricher()
+    for n in range(MAX_KNOWN + 50):
+        e.enrich_line(f"2026/04/08 21:07:15 [error] 1#1: *{n} open() \"/srv/{n}\" failed "
+                      "(2: No such file or directory), client: 192.0.2.1, server: s")
+    assert 0 < len(e.recurring._known) <= MAX_KNOWN
+
+
+LEVELS = st.sampled_from(["emerg", "alert", "crit", "error", "warn", "notice", "info"])
+MESSAGES = st.sampled_from(sorted({line.split(": ", 1)[1].split(", client: ")[0]
+                                   for line in CORPUS if ": " in line}))
+VALUE = st.text(st.characters(codec="utf-8", exclude_characters='"\n\r'), max_size=12)
+TAIL = st.fixed_dictionaries({}, optional={
+    "client": st.sampled_from(["192.0.2.1", "2001:db8::1", "unix:"]),
+    "server": st.sampled_from(["example.com", "0.0.0.0:443", ""]),
+    "request": VALUE.map(lambda v: f'"GET /{v} HTTP/1.1"'),
+    "upstream": st.sampled_from(['"http://10.0.0.1:80/"', '"fastcgi://unix:/run/php.sock:"']),
+    "host": VALUE.map(lambda v: f'"{v}"'),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(level=LEVELS, message=MESSAGES, tail=TAIL, wrapped=st.booleans(),
+       noise=st.sampled_from(["", " 17", ' "x"', ", zone", " (SSL: error:0A000102::x)"]))
+def test_any_line_of_the_usual_shape_is_shaped_the_same(
+        level: str, message: str, tail: dict[str, str], wrapped: bool, noise: str) -> None:
+    e = Enricher()
+    context = "".join(f", {k}: {v}" for k, v in tail.items())
+    line = f"2026/04/08 21:07:15 [{level}] 7#7: *3 {message}{noise}{context}"
+    if wrapped:
+        line = "2026-04-08T21:07:15.123Z stderr F " + line
+    if _recurring(line):
+        _same(e, line)
