@@ -3,8 +3,10 @@
 Rules are indexed by the first word of the message head (`connect()`, `upstream`,
 `client`, `open()`...). A record is checked against the rules of its word, in catalogue
 order, then against the family rules (those without a head or syscall), so the cost of a
-lookup does not grow with the size of the catalogue. Verdicts are cached on the parts that
-decide them (level, head, errno, action, SSL reason) in a bounded LRU.
+lookup does not grow with the size of the catalogue. The rules whose other conditions hold
+(errno, level, side, syscall, action, SSL reason) are an AND of bit masks, one per condition
+value, each computed once; only their heads are then tested. Verdicts are cached on the parts
+that decide them in a bounded LRU.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from ngx_enrich.parse.errorlog import LINE_KEYS, message_parts
 from ngx_enrich.record import ErrorFields
 from ngx_enrich.shape import Shaper
 
-MAX_KNOWN = 4096
+MAX_KNOWN = 4096  # per generation
 # Names an explanation may use whose value differs from line to line.
 _PER_LINE = (LINE_KEYS - {"level"}) | {"parse_error", "wrapper"}
 
@@ -40,7 +40,10 @@ class Recurring:
     def __init__(self, classifier: Classifier, shaper: Shaper) -> None:
         self._classifier = classifier
         self._shaper = shaper
+        # Two generations: when the young one is full it becomes the old one, and what is met
+        # again there moves back, so the messages that recur outlive those seen once.
         self._known: dict[tuple[str, str], Known] = {}
+        self._old: dict[tuple[str, str], Known] = {}
 
     def facts(self, line: ErrorFields, message: str,
               added: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -49,7 +52,8 @@ class Recurring:
         level = line.get("level", "")
         known = self._known.get((level, message))
         if known is None:
-            known = self._learn(level, message)
+            known = self._old.get((level, message)) or self._learn(level, message)
+            self._remember((level, message), known)
         if known.template is None:
             ngx = {**known.first, **line, **known.last}
         else:
@@ -75,9 +79,10 @@ class Recurring:
                 first = {**first, "explanation": text.render(fields)}
             else:
                 template = text
-        known = Known(first, {k: v for k, v in last.items() if k not in TEMPLATE_ONLY},
-                      fields, template)
+        return Known(first, {k: v for k, v in last.items() if k not in TEMPLATE_ONLY}, fields,
+                     template)
+
+    def _remember(self, key: tuple[str, str], known: Known) -> None:
         if len(self._known) >= MAX_KNOWN:
-            self._known.clear()
-        self._known[(level, message)] = known
-        return known
+            self._old, self._known = self._known, {}
+        self._known[key] = known

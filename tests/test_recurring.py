@@ -122,7 +122,7 @@ def test_what_is_remembered_is_bounded() -> None:
     for n in range(MAX_KNOWN + 50):
         e.enrich_line(f"2026/04/08 21:07:15 [error] 1#1: *{n} open() \"/srv/{n}\" failed "
                       "(2: No such file or directory), client: 192.0.2.1, server: s")
-    assert 0 < len(e.recurring._known) <= MAX_KNOWN
+    assert 0 < len(e.recurring._known) <= MAX_KNOWN and len(e.recurring._old) == MAX_KNOWN
 
 
 LEVELS = st.sampled_from(["emerg", "alert", "crit", "error", "warn", "notice", "info"])
