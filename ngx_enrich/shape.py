@@ -104,26 +104,23 @@ class Shaper:
         if original is not None:
             base.setdefault("event", {})["original"] = original
         out: dict[str, Any] = base
+        custom: dict[str, Any] = {}
         ecs = _ECS
         for name, value in ngx.items():
             place = ecs.get(name)
             if place is None:
+                custom[name] = value
                 continue
             parents, leaf = place
             node = out
             for part in parents:
-                child = node.get(part)
-                if child is None:
-                    child = node[part] = {}
-                elif not isinstance(child, dict):
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
                     break
-                node = child
             else:
                 node[leaf] = value if name != "errno" else str(value)
         kind = ngx.get("kind")
-        event = out.get("event")
-        if not isinstance(event, dict):
-            event = out["event"] = {}
+        event = out.setdefault("event", {})
         event["kind"] = "event"
         event["module"] = "nginx"
         event["dataset"] = f"nginx.{kind}"
@@ -132,5 +129,6 @@ class Shaper:
         if "time" in ngx:
             event["created"] = ngx["time"]
         out["message"] = ngx.get("message") or original or ""
-        out[self.key] = {k: v for k, v in ngx.items() if k not in ecs}
+        out[self.key] = custom
         return out
+
