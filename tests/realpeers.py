@@ -78,6 +78,22 @@ def wait_until(check: Callable[[], object], what: str, timeout: float = 30.0,
         time.sleep(step)
 
 
+def wait_for_count(count: Callable[[], int], target: int, what: str, stall: float = 30.0,
+                   stop: Callable[[], bool] = lambda: False, step: float = 0.25) -> None:
+    """Wait until `count()` reaches `target`, giving up only once it has not grown for `stall`
+    seconds (or `stop()` holds): a loaded machine delivers later, not never."""
+    last, since = -1, time.monotonic()
+    while True:
+        now = count()
+        if now >= target or stop():
+            return
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
+            raise AssertionError(f"{what}: stuck at {now} for {stall:g}s")
+        time.sleep(step)
+
+
 # -- configs -----------------------------------------------------------------------------------
 
 

@@ -57,6 +57,7 @@ from realpeers import (
     raw_text,
     render,
     serve,
+    wait_for_count,
     wait_until,
 )
 
@@ -196,8 +197,8 @@ def test_two_nodes_share_the_stream(tmp_path: Path) -> None:
             append(logs, golden)
             feed(logs, lines, 20, 0.25)
             try:
-                wait_until(lambda: len(es.documents) >= total + len(golden)
-                           or not proc.alive(), f"{total + len(golden)} documents", 45, 0.25)
+                wait_for_count(lambda: len(es.documents), total + len(golden),
+                               f"{total + len(golden)} documents", stop=lambda: not proc.alive())
             except AssertionError:
                 raise AssertionError(f"{len(es.documents)} documents, {distinct(es)} numbers; "
                                      f"rejects {es.rejects[:2]}\n{proc.tail(20)}") from None
