@@ -24,7 +24,7 @@ from ngx_enrich.parse.errorlog import read_line
 from ngx_enrich.parse.jsonrecord import parse_json_record, parse_json_text
 from ngx_enrich.parse.logformat import compile_log_format
 from ngx_enrich.parse.wrappers import combine, record_wrapper, unwrap
-from ngx_enrich.record import AccessFields, ParsedAccess
+from ngx_enrich.record import AccessFields, ErrorFields, ParsedAccess
 from ngx_enrich.recurring import Recurring
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
@@ -141,31 +141,23 @@ class Enricher:
                 return self._access(base, json_fields)
         inner, wrapper = unwrap(text)
         wrapper = combine(outer, wrapper)
+        added: ErrorFields = {}  # what the pipeline knows of the line, last in the record
+        if parse_error:
+            added["parse_error"] = parse_error
+        if wrapper is not None:
+            added["wrapper"] = wrapper
         read = read_line(inner) if inner[4:5] == "/" else None
         if read is not None:  # the usual error line: see `recurring`
-            added: dict[str, Any] = {}
-            if parse_error:
-                added["parse_error"] = parse_error
-            if wrapper is not None:
-                added["wrapper"] = wrapper
             return self.shaper.record(base, self.recurring.facts(*read, added))
         parsed = parse_text(inner, self._access_format)
         if parsed is None:
             return self._other(base, parse_error or "not an Nginx log line", wrapper)
         if isinstance(parsed, ParsedAccess):
-            access = parsed.fields
-            if parse_error:
-                access["parse_error"] = parse_error
-            if wrapper is not None:
-                access["wrapper"] = wrapper
-            return self._access(base, access)
+            parsed.fields.update(added)
+            return self._access(base, parsed.fields)
         error = parsed.fields
-        # the verdict first: what its rule extracts comes before what the pipeline adds
-        verdict = self.classifier.error(error)
-        if parse_error:
-            error["parse_error"] = parse_error
-        if wrapper is not None:
-            error["wrapper"] = wrapper
+        verdict = self.classifier.error(error)  # what its rule extracts comes before `added`
+        error.update(added)
         return self.shaper.record(base, self.shaper.facts("error", error, verdict))
 
     def _access(self, base: dict[str, Any], fields: AccessFields) -> dict[str, Any]:

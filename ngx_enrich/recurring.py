@@ -46,7 +46,7 @@ class Recurring:
         self._old: dict[tuple[str, str], Known] = {}
 
     def facts(self, line: ErrorFields, message: str,
-              added: dict[str, Any] | None = None) -> dict[str, Any]:
+              added: ErrorFields | None = None) -> dict[str, Any]:
         """The `ngx` object of an error line read by `errorlog.read_line` (`line`: its prefix
         and tail); `added`: what the pipeline adds (parse error, wrapper)."""
         level = line.get("level", "")
