@@ -2,7 +2,8 @@
 
 Bytes become text (bad UTF-8 as U+FFFD), msgpack EventTime becomes RFC 3339 UTC with
 nanoseconds, integers outside 64 bits and other objects become strings, lone surrogates are
-replaced, and non-string keys are written as strings.
+replaced, and non-string keys are written as strings. `Packer` writes msgpack, restoring the
+bytes of text that was decoded with surrogate escapes.
 """
 
 from __future__ import annotations

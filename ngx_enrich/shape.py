@@ -21,6 +21,20 @@ _INTERNAL = tuple(TEMPLATE_ONLY)
 _ECS = {f.name: (tuple(f.ecs.split(".")[:-1]), f.ecs.split(".")[-1]) for f in FIELDS if f.ecs}
 
 
+class _FlatNames(dict[str, str]):
+    """Field -> its top-level name in the `flat` schema (`ngx_status`), made once per field."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def __missing__(self, name: str) -> str:
+        flat = f"{self.key}_{name}"
+        if len(self) < _MAX_NAMES:  # names come from records: keep the table bounded
+            self[name] = flat
+        return flat
+
+
 class Shaper:
     """Renders verdicts into records for one language, key and schema."""
 
@@ -34,7 +48,7 @@ class Shaper:
         self.key = key
         self.schema = schema
         self._fragments: dict[tuple[str, int], dict[str, Any]] = {}
-        self._flat_names: dict[str, str] = {}  # field -> its top-level name (`ngx_status`)
+        self._flat_names = _FlatNames(key)
 
     def fragment(self, kind: str, verdict: Verdict) -> dict[str, Any]:
         """The fixed part of the `ngx` object for a verdict, computed once per kind."""
@@ -84,14 +98,7 @@ class Shaper:
             base[self.key] = ngx
             return base
         if self.schema == "flat":
-            names = self._flat_names
-            try:
-                base.update(zip(map(names.__getitem__, ngx), ngx.values(), strict=True))
-            except KeyError:  # a name not seen before
-                for name in ngx:
-                    if name not in names and len(names) < _MAX_NAMES:
-                        names[name] = f"{self.key}_{name}"
-                base.update((names.get(n) or f"{self.key}_{n}", v) for n, v in ngx.items())
+            base.update(zip(map(self._flat_names.__getitem__, ngx), ngx.values(), strict=True))
             return base
         return self._ecs(base, ngx)
 

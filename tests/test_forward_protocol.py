@@ -117,7 +117,7 @@ def test_packed_forward_bin_and_str(as_str: bool) -> None:
     assert request.chunk == "c1\n"
     assert [r["n"] for _, r in got] == [0, 1]
     # the odd bytes survive: packing the record again gives the original bytes
-    assert protocol.packer().pack(got[1][1]) == raw_record
+    assert protocol.pack(got[1][1]) == raw_record
 
 
 def test_compressed_packed_forward_multi_member_gzip() -> None:

@@ -285,13 +285,8 @@ def _pack_default(obj: Any) -> Any:
     return str(obj)
 
 
-def packer() -> msgpack.Packer:
-    """A packer that restores the bytes of strings decoded with surrogate escapes."""
-    return msgpack.Packer(use_bin_type=True, unicode_errors=_SURROGATE, default=_pack_default)
-
-
 def pack(obj: Any) -> bytes:
-    """`obj` as msgpack, with `packer()`'s settings."""
+    """`obj` as msgpack, the bytes of strings decoded with surrogate escapes restored."""
     return Packer(_pack_default).pack(obj)
 
 

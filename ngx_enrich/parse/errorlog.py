@@ -76,8 +76,7 @@ def parse_error_line(line: str) -> ErrorFields | None:
     read = read_line(line)
     if read is not None:
         fields, message = read
-        fields["message"] = message
-        fields.update(message_parts(message))
+        _add_message(fields, message)
         return fields
     m = STDERR_RE.match(line)
     if m is not None:
@@ -141,8 +140,10 @@ def parse_partial_line(line: str) -> ErrorFields | None:
 
 def split_message(rest: str, fields: ErrorFields) -> None:
     """Fill message, context tail and message parts from the text after the prefix."""
-    end = _split_tail(rest, fields)
-    message = rest[:end]
+    _add_message(fields, rest[:_split_tail(rest, fields)])
+
+
+def _add_message(fields: ErrorFields, message: str) -> None:
     fields["message"] = message
     fields.update(message_parts(message))
 
