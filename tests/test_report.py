@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 from collections import Counter
@@ -294,6 +295,41 @@ def test_worker_processes_count_what_one_process_counts(
                 if item["value"] in exact:
                     assert item["count"] - item["error"] <= exact[item["value"]] \
                         <= item["count"]
+
+
+def test_blocks_are_dealt_in_turn_whatever_each_worker_reads(tmp_path: Path) -> None:
+    # one reader is slow: dealing by the least unread input would hand it fewer blocks, and
+    # the split (so the merged estimates) would change from run to run
+    lines = [f"2026/11/29 18:24:{i % 60:02d} [error] 1#1: *{i} line {i:07d}"
+             for i in range(60_000)]
+    data = ("\n".join(lines) + "\n").encode()
+    source = tmp_path / "blocks.log"
+    source.write_bytes(data * 4)
+    got: list[bytes] = [b"", b""]
+    pipes = [os.pipe(), os.pipe()]
+
+    def read(index: int, pause: float) -> None:
+        chunks = []
+        while chunk := os.read(pipes[index][0], 1 << 16):
+            chunks.append(chunk)
+            time.sleep(pause)
+        got[index] = b"".join(chunks)
+
+    readers = [threading.Thread(target=read, args=(0, 0.002)),
+               threading.Thread(target=read, args=(1, 0.0))]
+    for reader in readers:
+        reader.start()
+    with source.open("rb") as f:
+        parallel._deal(f.fileno(), [pipes[0][1], pipes[1][1]],
+                       lambda line: line.startswith("2026/"))
+    for _, out in pipes:
+        os.close(out)
+    for reader in readers:
+        reader.join()
+    with source.open("rb") as f:
+        blocks = list(parallel._blocks(f.fileno(), lambda line: line.startswith("2026/")))
+    assert len(blocks) > 4
+    assert got == [b"".join(blocks[0::2]), b"".join(blocks[1::2])]
 
 
 def test_a_failed_worker_is_one_line_and_status_1(mixed: Path,

@@ -1,8 +1,9 @@
 """One large file counted by several worker processes, then merged.
 
-The parent reads the file and deals it out in blocks of whole records: a block always ends
-just before a line that starts a record of its own (such a line never continues a multiline
-record, so every record stays whole in one block). Each worker is a forked copy that reads
+The parent reads the file and deals it out in turn, in blocks of whole records: a block
+always ends just before a line that starts a record of its own (such a line never continues
+a multiline record, so every record stays whole in one block), and the same file is always
+split the same way, so a report is the same run after run. Each worker is a forked copy that reads
 its blocks from a pipe exactly as the filter reads a file (`io.pump` with the enricher's
 joiner) into its own collector, and sends that back pickled; the parent merges them. The
 counts are those of a single pass; top lists merge as bounded summaries do (their error
@@ -138,23 +139,27 @@ def _result(fd: int) -> Collector | None:
 
 
 def _deal(fd: int, outs: list[int], starts: Callable[[str], bool]) -> None:
-    """Read `fd` and hand it out in blocks that end before a record start, each block to
-    the worker with the least unread input; writes never wait on a busy worker."""
+    """Read `fd` and hand it out in blocks that end before a record start, block `i` to
+    worker `i % len(outs)`, so the same file is always split the same way (and the merged
+    estimates are the same run after run). Up to two blocks wait for each worker; writes
+    go to whichever worker's pipe has room."""
     queued: dict[int, deque[memoryview]] = {out: deque() for out in outs}
     size = dict.fromkeys(outs, 0)
     for out in outs:
         os.set_blocking(out, False)
     blocks = _blocks(fd, starts)
+    turn = 0
     more = True
     while True:
-        if more and min(size.values()) < 2 * BLOCK:
+        out = outs[turn % len(outs)]
+        if more and size[out] < 2 * BLOCK:
             block = next(blocks, None)
             if block is None:
                 more = False
             else:
-                out = min(outs, key=size.__getitem__)
                 queued[out].append(memoryview(block))
                 size[out] += len(block)
+                turn += 1
         wrote = False
         for out in outs:
             while queued[out]:
@@ -172,7 +177,7 @@ def _deal(fd: int, outs: list[int], starts: Callable[[str], bool]) -> None:
         busy = [out for out in outs if queued[out]]
         if not more and not busy:
             return
-        if not wrote and (not more or min(size.values()) >= 2 * BLOCK):
+        if not wrote and (not more or size[outs[turn % len(outs)]] >= 2 * BLOCK):
             select.select([], busy, [])
 
 
