@@ -5,21 +5,26 @@ Rules are indexed by the first word of the message head (`connect()`, `upstream`
 order, then against the family rules (those without a head or syscall), so the cost of a
 lookup does not grow with the size of the catalogue. The rules whose other conditions hold
 (errno, level, side, syscall, action, SSL reason) are an AND of bit masks, one per condition
-value, each computed once; only their heads are then tested. Verdicts are cached on the parts
-that decide them in a bounded LRU.
+value, each computed once; only their heads are then tested. A long run of rules that test
+only `contains` strings is one step: the strings of every rule are in one Aho-Corasick
+automaton, so a head is scanned once for all of them, however many rules a user adds.
+Verdicts are cached on the parts that decide them in a bounded LRU.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
+
+import ahocorasick
 
 from ngx_enrich.catalog import Catalog, Match, Rule, Status, Template
 from ngx_enrich.record import ErrorFields
 
 _MAX_CANDIDATE_SETS = 4096
+RUN_MIN = 4  # this many rules of one kind in a row are tested as one step
 LEVEL_SEVERITY = {
     "emerg": "critical", "alert": "critical", "crit": "critical", "error": "error",
     "warn": "warning", "notice": "info", "info": "info", "debug": "info",
@@ -73,7 +78,7 @@ class Classifier:
                 self._family.append(rule)
             for word in words:
                 self._by_word.setdefault(word, []).append(rule)
-        self._candidates: dict[tuple[Any, ...], tuple[HeadTest, ...]] = {}
+        self._candidates: dict[tuple[Any, ...], tuple[Step, ...]] = {}
         # Rules as bits of an int, the keyed ones first and the family last, each in catalogue
         # order: the rules that may match are an AND of one mask per condition, each mask
         # computed once per value (an errno, an action...).
@@ -82,12 +87,26 @@ class Classifier:
         self._tests = [_head_test(rule, self._verdicts[rule.id]) for rule in ordered]
         self._rules = ordered
         bit = {rule.id: 1 << n for n, rule in enumerate(ordered)}
+        self._strings = _Strings((text, bit[rule.id]) for rule in ordered
+                                 for text in rule.match.contains)
         family = sum(bit[r.id] for r in self._family)
         self._word_masks = {word: family | sum(bit[r.id] for r in rules)
                             for word, rules in self._by_word.items()}
         self._family_mask = family
         self._masks: dict[tuple[str, Any], int] = {}
-        self._by_mask: dict[int, tuple[HeadTest, ...]] = {}
+        # Per condition: the rules without it (it holds for them whatever the value), and the
+        # rules with it as (bit, match); for the conditions a value meets by being listed, the
+        # bits of the rules listing each value.
+        self._free = {c: sum(bit[r.id] for r in ordered if not getattr(r.match, c))
+                      for c in _CONDITIONS}
+        self._conditioned = {c: [(bit[r.id], r.match) for r in ordered if getattr(r.match, c)]
+                             for c in _CONDITIONS}
+        self._listed: dict[str, dict[Any, int]] = {c: {} for c in _LISTED}
+        for c, listed in self._listed.items():
+            for rule_bit, m in self._conditioned[c]:
+                for value in getattr(m, c):
+                    listed[value] = listed.get(value, 0) | rule_bit
+        self._by_mask: dict[int, tuple[Step, ...]] = {}
         self._statuses = {code: _status_verdict(s) for code, s in catalog.statuses.items()}
         self._lookup: Callable[..., Verdict] = lru_cache(maxsize=cache_size)(self._find)
         self._fallback_text = {lang: Template.compile(words["fallback"])
@@ -159,22 +178,36 @@ class Classifier:
     def _find(self, level: str, head: str, syscall: str | None, errno: int | None,
               action: str | None, ssl: str | None) -> Verdict:
         side = self.side(head, action)
-        for heads, contains, verdict in self._candidates_for(
+        present = -1  # the rules whose `contains` strings the head holds: scanned on first need
+        for step in self._candidates_for(
                 _first_word(head), errno, level, side, syscall, action, ssl):
-            if heads is not None and not head.startswith(heads):
-                continue
-            if contains is not None:
-                for text in contains:  # a substring test each: far cheaper than one regex
-                    if text in head:
-                        break
-                else:
+            if isinstance(step, Run):
+                if present < 0:
+                    present = self._strings.present(head)
+                hit = step.rules & present
+                if hit:
+                    return self._tests[(hit & -hit).bit_length() - 1][2]
+            elif isinstance(step, Prefixes):
+                if head.startswith(step.heads):
+                    for prefixes, verdict in step.tests:
+                        if head.startswith(prefixes):
+                            return verdict
+            else:
+                heads, contains, verdict = step
+                if heads is not None and not head.startswith(heads):
                     continue
-            return verdict
+                if contains is not None:
+                    for text in contains:  # a substring test each: far cheaper than a regex
+                        if text in head:
+                            break
+                    else:
+                        continue
+                return verdict
         return self.fallback(level)
 
     def _candidates_for(self, word: str, errno: int | None, level: str, side: str,
                         syscall: str | None, action: str | None,
-                        ssl: str | None) -> tuple[HeadTest, ...]:
+                        ssl: str | None) -> tuple[Step, ...]:
         """The head tests of the rules that may match, in order, after checking everything
         but the head once per combination (the head varies most: paths, sizes, names)."""
         keyed = word in self._by_word
@@ -195,14 +228,37 @@ class Classifier:
             self._candidates[key] = found
         return found
 
-    def _tests_of(self, mask: int) -> tuple[HeadTest, ...]:
-        """The head tests of the rules in `mask`, lowest bit first."""
-        tests = []
+    def _tests_of(self, mask: int) -> tuple[Step, ...]:
+        """The head tests of the rules in `mask`, lowest bit first; `RUN_MIN` or more in a
+        row that test only `contains` become one `Run`, and only heads one `Prefixes`."""
+        steps: list[Step] = []
+        run: list[int] = []  # bits of the rules in a row of the same kind
+        kind = ""
+
+        def end_run() -> None:
+            tests = [self._tests[low.bit_length() - 1] for low in run]
+            if len(run) < RUN_MIN:
+                steps.extend(tests)
+            elif kind == "contains":
+                steps.append(Run(sum(run)))
+            else:
+                pairs = tuple((t[0] or (), t[2]) for t in tests)
+                steps.append(Prefixes(tuple(dict.fromkeys(h for p, _ in pairs for h in p)),
+                                      pairs))
+            run.clear()
+
         while mask:
             low = mask & -mask
-            tests.append(self._tests[low.bit_length() - 1])
+            heads, contains, _ = self._tests[low.bit_length() - 1]
+            this = ("heads" if contains is None else "") if heads is not None \
+                else ("contains" if contains is not None else "")
+            if this != kind or not this:
+                end_run()
+                kind = this
+            run.append(low)
             mask ^= low
-        return tuple(tests)
+        end_run()
+        return tuple(steps)
 
     def _mask(self, condition: str, value: Any) -> int:
         """The rules whose `condition` holds for `value`, as bits."""
@@ -210,8 +266,13 @@ class Classifier:
         if mask is None:
             if len(self._masks) >= _MAX_CANDIDATE_SETS:
                 self._masks.clear()
-            holds = _CONDITIONS[condition]
-            mask = sum(1 << n for n, rule in enumerate(self._rules) if holds(rule.match, value))
+            listed = self._listed.get(condition)
+            if listed is not None:
+                mask = self._free[condition] | listed.get(value, 0)
+            else:
+                holds = _TESTED[condition]
+                mask = self._free[condition] | sum(
+                    rule_bit for rule_bit, m in self._conditioned[condition] if holds(m, value))
             self._masks[(condition, value)] = mask
         return mask
 
@@ -221,21 +282,63 @@ class Classifier:
 HeadTest = tuple[tuple[str, ...] | None, tuple[str, ...] | None, Verdict]
 
 
+class Run(NamedTuple):
+    """Rules in a row that test only `contains`: the first whose bit the head's scan sets."""
+
+    rules: int  # their bits
+
+
+class Prefixes(NamedTuple):
+    """Rules in a row that test only head prefixes: all their prefixes, then each rule."""
+
+    heads: tuple[str, ...]
+    tests: tuple[tuple[tuple[str, ...], Verdict], ...]  # each rule's prefixes and verdict
+
+
+Step = HeadTest | Run | Prefixes
+
+
+class _Strings:
+    """Every `contains` string of the catalogue in one automaton: which rules a head holds a
+    string of, in one pass over the head."""
+
+    def __init__(self, strings: Iterable[tuple[str, int]]) -> None:
+        self._always = 0  # rules with an empty string, which every head holds
+        bits: dict[str, int] = {}
+        for text, bit in strings:
+            if text:
+                bits[text] = bits.get(text, 0) | bit
+            else:
+                self._always |= bit
+        self._automaton: Any = None
+        if bits:
+            self._automaton = ahocorasick.Automaton()
+            for text, rules in bits.items():
+                self._automaton.add_word(text, rules)
+            self._automaton.make_automaton()
+
+    def present(self, head: str) -> int:
+        """The bits of the rules with a string that `head` holds."""
+        found = self._always
+        if self._automaton is not None:
+            for _, rules in self._automaton.iter(head):
+                found |= rules
+        return found
+
+
 def _head_test(rule: Rule, verdict: Verdict) -> HeadTest:
     m = rule.match
     return (m.head or None, m.contains or None, verdict)
 
 
-# Whether a rule's condition holds for a value (an absent condition always does).
-_CONDITIONS: dict[str, Callable[[Match, Any], bool]] = {
-    "errno": lambda m, errno: not m.errno or errno in m.errno,
-    "level": lambda m, level: not m.level or level in m.level,
-    "side": lambda m, side: not m.side or side in m.side,
-    "syscall": lambda m, syscall: not m.syscall or syscall in m.syscall,
-    "action": lambda m, action: not m.action or (action is not None
-                                                 and action.startswith(m.action)),
-    "ssl": lambda m, ssl: not m.ssl or (ssl is not None and any(s in ssl for s in m.ssl)),
+# The conditions a value meets by being listed in the rule, and those tested per rule (an
+# absent condition always holds).
+_LISTED = ("errno", "level", "side", "syscall")
+_TESTED: dict[str, Callable[[Match, Any], bool]] = {
+    "action": lambda m, action: action is not None and action.startswith(m.action),
+    "ssl": lambda m, ssl: ssl is not None and any(s in ssl for s in m.ssl),
 }
+_CONDITIONS = (*_LISTED, *_TESTED)
 
 
 def _number(text: str) -> Any:

@@ -1,5 +1,6 @@
 """The classifier's rule index (one bit mask per condition value) admits exactly the rules whose
-conditions hold, in catalogue order, keyed rules before the family."""
+conditions hold, in catalogue order, keyed rules before the family; and a lookup (with runs of
+`contains` rules scanned at once) finds the first rule in that order whose head test holds."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ngx_enrich.catalog import Match, builtin
-from ngx_enrich.classify import Classifier
+from ngx_enrich.classify import RUN_MIN, Classifier, Prefixes, Run, Step
 
 CLASSIFIER = Classifier(builtin())
 RULES = CLASSIFIER.catalog.rules
@@ -20,6 +21,19 @@ def _holds(m: Match, errno: int | None, level: str, side: str, syscall: str | No
             and (not m.level or level in m.level) and (not m.side or side in m.side)
             and (not m.action or (action is not None and action.startswith(m.action)))
             and (not m.ssl or (ssl is not None and any(s in ssl for s in m.ssl))))
+
+
+def _rule_ids(c: Classifier, steps: tuple[Step, ...]) -> list[str]:
+    """The rules of a candidate list in order, a run's rules lowest bit first."""
+    ids = []
+    for step in steps:
+        if isinstance(step, Run):
+            ids += [c._rules[n].id for n in range(step.rules.bit_length()) if step.rules >> n & 1]
+        elif isinstance(step, Prefixes):
+            ids += [verdict.rule for _, verdict in step.tests]
+        else:
+            ids.append(step[2].rule)
+    return ids
 
 
 def _seen(values: set) -> st.SearchStrategy:
@@ -48,6 +62,77 @@ def test_the_index_admits_the_rules_whose_conditions_hold(
     expected = [r.id for r in (*keyed, *c._family)
                 if _holds(r.match, errno, level, side, syscall, action, ssl)]
     found = c._candidates_for(word, errno, level, side, syscall, action, ssl)
-    assert [verdict.rule for _, _, verdict in found] == expected
+    assert _rule_ids(c, found) == expected
     assert expected == sorted(expected, key=lambda rid: (
         rid in {r.id for r in c._family}, [r.id for r in RULES].index(rid)))
+
+
+# Many rules of `contains` only, as a large user rules file has: lookups go through runs.
+def _user_catalog() -> Classifier:
+    import dataclasses
+
+    base = builtin()
+    sample = next(r for r in base.rules if not r.match.head and r.match.contains)
+    strings = ["backend lost", "quota", "quota exceeded", "shard 7", "lost", "é unicode",
+               "timed out", "pool"]
+    rules = [dataclasses.replace(sample, id=f"user_{n}", category=f"user_{n}",
+                                 match=Match(contains=(strings[n % len(strings)],
+                                                       f"only{n}x")))
+             for n in range(24)]
+    prefixes = ["upstream timed", "upstream timed out (110", "upstream sent", "upstream x",
+                "upstream sent no"]
+    rules += [dataclasses.replace(sample, id=f"user_head_{n}", category=f"user_head_{n}",
+                                  match=Match(head=(f"{prefixes[n % len(prefixes)]}{n % 3}",
+                                                    f"upstream only{n}x")))
+              for n in range(16)]
+    return Classifier(dataclasses.replace(base, rules=[*rules, *base.rules]))
+
+
+USER_CLASSIFIER = _user_catalog()
+HEAD_WORDS = sorted({w for r in USER_CLASSIFIER.catalog.rules for t in (*r.match.head,
+                                                                      *r.match.contains)
+                     for w in (t, *t.split(" "))} | {"", " ", "x"}, key=repr)
+
+
+def _first_rule(c: Classifier, head: str, errno: int | None, level: str,
+                syscall: str | None, action: str | None, ssl: str | None) -> str:
+    """The reference: the first rule, keyed then family, whose every condition holds."""
+    side = c.side(head, action)
+    word = head.split(" ", 1)[0]
+    for r in (*c._by_word.get(word, ()), *c._family):
+        m = r.match
+        if (_holds(m, errno, level, side, syscall, action, ssl)
+                and (not m.head or head.startswith(m.head))
+                and (not m.contains or any(t in head for t in m.contains))):
+            return r.id
+    return "fallback"
+
+
+@settings(max_examples=500, deadline=None)
+@given(words=st.lists(st.sampled_from(HEAD_WORDS), max_size=6), errno=ERRNOS, level=LEVELS,
+       syscall=SYSCALLS, action=ACTIONS, ssl=SSLS)
+def test_a_lookup_finds_the_first_rule_that_holds(
+        words: list[str], errno: int | None, level: str, syscall: str | None,
+        action: str | None, ssl: str | None) -> None:
+    for c in (CLASSIFIER, USER_CLASSIFIER):
+        head = " ".join(words)
+        got = c._find(level, head, syscall, errno, action, ssl).rule
+        assert got == _first_rule(c, head, errno, level, syscall, action, ssl)
+
+
+def test_long_runs_of_contains_rules_are_one_step() -> None:
+    c = USER_CLASSIFIER
+    steps = c._candidates_for("nothing", None, "error", "none", None, None, None)
+    runs = [s for s in steps if isinstance(s, Run)]
+    assert runs and all(s.rules.bit_count() >= RUN_MIN for s in runs)
+    assert runs[0].rules.bit_count() >= 24 >= RUN_MIN
+    assert c._find("error", "the quota exceeded now", None, None, None, None).rule == "user_1"
+    assert c._find("error", "shard 7 of pool", None, None, None, None).rule == "user_3"
+    assert c._find("error", "x only23x", None, None, None, None).rule == "user_23"
+    steps = c._candidates_for("upstream", None, "error", "upstream", None, None, None)
+    prefixes = [s for s in steps if isinstance(s, Prefixes)]
+    assert prefixes and len(prefixes[0].tests) >= 16 >= RUN_MIN
+    assert c._find("error", "upstream sent2 way", None, None, None, None).rule == "user_head_2"
+    assert c._find("error", "upstream sent no2 way", None, None, None, None).rule \
+        == "user_head_14"
+    assert c._find("error", "upstream only9x", None, None, None, None).rule == "user_head_9"
