@@ -53,6 +53,30 @@ def own_time_ns(record: dict[str, Any], key: str = "ngx") -> int | None:
     return None
 
 
+_MAX_RESTAMPED = 4096
+_restamped: dict[tuple[str, type, object], Any] = {}
+
+
+def restamped(record: dict[str, Any], old: Any, key: str = "ngx") -> Any:
+    """The record's own time in the form of `old` (see `like`); `old` itself when the record
+    has no time of its own. Cached by the own time's text, since records of one second share
+    it."""
+    ngx = record.get(key)
+    value = ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
+    if type(value) is not str:
+        ns = own_time_ns(record, key)
+        return old if ns is None else like(old, ns)
+    memo = (value, type(old), _zone())
+    new = _restamped.get(memo, _restamped)
+    if new is _restamped:
+        ns = _iso_ns(value, memo[2])
+        new = None if ns is None else like(old, ns)
+        if len(_restamped) >= _MAX_RESTAMPED:
+            _restamped.clear()
+        _restamped[memo] = new
+    return old if new is None else new
+
+
 def own_time_text(record: dict[str, Any], key: str = "ngx") -> str | None:
     """The enriched record's own time as UTC text with microseconds, if it has one."""
     ns = own_time_ns(record, key)

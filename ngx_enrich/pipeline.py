@@ -74,8 +74,8 @@ class Enricher:
     def enrich_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """Enrich a decoded record (msgpack `bin` read as text); its own keys are kept."""
         try:
-            record, bad = as_text(record)
-            return self._record(record, BAD_UTF8 if bad else None)
+            text, bad = as_text(record)  # a new record when it held byte strings
+            return self._record(text, BAD_UTF8 if bad else None, mine=text is not record)
         except Exception as exc:  # a bug must not cost the record or the stream
             return self._other(dict(record), f"internal error ({type(exc).__name__})")
 
@@ -86,17 +86,17 @@ class Enricher:
             except orjson.JSONDecodeError:
                 return self._other({"log": line}, "invalid JSON")
             if isinstance(obj, dict):
-                return self._record(obj, parse_error)
+                return self._record(obj, parse_error, mine=True)
             return self._other({"log": line}, "JSON value is not an object")
         return self._text(line, {"log": line}, parse_error)
 
-    def _record(self, record: dict[str, Any], parse_error: str | None = None) -> dict[str, Any]:
-        out = self._fields_of(record, parse_error)
+    def _record(self, record: dict[str, Any], parse_error: str | None = None,
+                mine: bool = False) -> dict[str, Any]:
+        """`mine`: `record` is this enricher's to change (else the output is a copy)."""
+        out = self._fields_of(record if mine else dict(record), parse_error)
         key = self.options.time_key
         if key is not None and key in out:
-            ns = eventtime.own_time_ns(out, self.options.key)
-            if ns is not None:
-                out[key] = eventtime.like(out[key], ns)
+            out[key] = eventtime.restamped(out, out[key], self.options.key)
         return out
 
     def _fields_of(self, record: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
@@ -104,13 +104,13 @@ class Enricher:
             text = record.get(key)
             if isinstance(text, str):
                 outer = record_wrapper(record) if key == "log" else None
-                return self._text(text.rstrip("\r\n"), dict(record), parse_error, outer)
+                return self._text(text.rstrip("\r\n"), record, parse_error, outer)
         fields = parse_json_record(record)
         if fields is not None:
             if parse_error:
                 fields["parse_error"] = parse_error
-            return self._access(dict(record), fields)
-        return self._other(dict(record), parse_error or "no Nginx line in record")
+            return self._access(record, fields)
+        return self._other(record, parse_error or "no Nginx line in record")
 
     def enrich_value(self, value: Any, parse_error: str | None = None) -> dict[str, Any]:
         """Enrich a decoded msgpack object; a non-map is wrapped and flagged."""

@@ -469,6 +469,32 @@ def test_flat_schema_time_is_used() -> None:
     assert eventtime.own_time_text({"log": "x"}, "ngx") is None
 
 
+def test_restamped_is_like_of_the_own_time_whatever_the_zone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import msgpack
+
+    olds = ["2026-01-01T00:00:00.000000000+0000", 1, 1.5, True,
+            msgpack.ExtType(0, bytes(8)), None]
+    owns = ["2026-11-29T19:20:26+01:00", "2026-11-30T02:20:26", "yesterday", 1795976426, None]
+    try:
+        for zone in ("UTC", "Asia/Shanghai", "UTC"):  # naive times follow the zone
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            for own in owns:
+                for schema_record in ({"ngx": {"time": own}}, {"ngx_time": own}):
+                    for old in olds:
+                        ns = eventtime.own_time_ns(schema_record)
+                        want = old if ns is None else eventtime.like(old, ns)
+                        for _ in range(2):  # computed, then from the cache
+                            got = eventtime.restamped(schema_record, old)
+                            assert got == want and type(got) is type(want)
+    finally:
+        monkeypatch.setenv("TZ", "UTC")  # as the suite pins it
+        time.tzset()
+    shanghai = {"ngx": {"time": "2026-11-30T02:20:26"}}
+    assert eventtime.restamped(shanghai, "x") == "2026-11-30T02:20:26.000000000+0000"
+
+
 def test_enricher_failure_passes_the_line_through(tmp_path: Path) -> None:
     def enrich(line: str) -> dict[str, Any]:
         if line == "bad":
