@@ -36,6 +36,20 @@ GARBAGE: list[dict[str, Any]] = [
 LabelSet = tuple[str, str, str, str]
 
 
+def settled_scrape(serve: Any) -> dict[Any, float]:
+    """A scrape once no chunk is in flight: a sender has its ack a moment before the server
+    counts the chunk as done."""
+    last: dict[Any, float] = {}
+
+    def done() -> bool:
+        last.clear()
+        last.update(serve.scrape())
+        return last.get(("ngx_enrich_chunks_pending", frozenset())) == 0
+
+    wait_until(done, "no chunk in flight")
+    return last
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -301,7 +315,7 @@ def test_serve_counts_match_what_it_wrote(schema: str) -> None:
         chunk.close()
         total = len(records) + 5
         wait_until(lambda: len(serve.stdout) >= total, f"{total} records on stdout")
-        found = serve.scrape()
+        found = settled_scrape(serve)
     finally:
         assert serve.finish() == 0
     assert len(serve.stdout) == total == 36 + 5
@@ -358,7 +372,7 @@ def test_dead_next_hop_is_counted_then_delivery_resumes() -> None:
         first.close()
         assert deliver(port, frame_b, "chunk-b") == 0  # the sender's resend goes through
         wait_until(lambda: len(receiver.ids()) == 10, "both chunks at the next hop")
-        found = serve.scrape()
+        found = settled_scrape(serve)
     finally:
         code = serve.finish()
         if receiver is not None:
