@@ -49,6 +49,7 @@ class Shaper:
         self.schema = schema
         self._fragments: dict[tuple[str, int], dict[str, Any]] = {}
         self._flat_names = _FlatNames(key)
+        self._rendered: dict[tuple[int, int | str], str] = {}
 
     def fragment(self, kind: str, verdict: Verdict) -> dict[str, Any]:
         """The fixed part of the `ngx` object for a verdict, computed once per kind."""
@@ -85,12 +86,29 @@ class Shaper:
             frag = self.fragment(kind, verdict)
             ngx = frag.copy()
             if "explanation" not in frag:
-                ngx["explanation"] = self.template(verdict).render(fields)
+                ngx["explanation"] = self._explain(self.template(verdict), fields)
         ngx.update(fields)
         if kind == "error":  # only the error parsers hand over values for the texts alone
             for name in _INTERNAL:
                 ngx.pop(name, None)
         return ngx
+
+    def _explain(self, template: Template, fields: Mapping[str, Any]) -> str:
+        """The explanation for `fields`; kept per value for a text that names one field
+        (`{status}` of the 2xx text: a handful of values for most of an access log)."""
+        if len(template.names) != 1:
+            return template.render(fields)
+        value = fields.get(template.names[0])
+        if type(value) is not int and type(value) is not str:
+            return template.render(fields)
+        key = (id(template), value)  # templates live as long as the verdicts that hold them
+        text = self._rendered.get(key)
+        if text is None:
+            text = template.render(fields)
+            if len(self._rendered) >= _MAX_NAMES:
+                self._rendered.clear()
+            self._rendered[key] = text
+        return text
 
     def record(self, base: dict[str, Any], ngx: dict[str, Any]) -> dict[str, Any]:
         """Combine the input record and the facts in the chosen schema."""

@@ -150,3 +150,22 @@ def test_any_line_of_the_usual_shape_is_shaped_the_same(
         line = "2026-04-08T21:07:15.123Z stderr F " + line
     if _recurring(line):
         _same(e, line)
+
+
+# An explanation that names one field is kept per value of it (most access lines are 200s).
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.integers(-3, 600), st.booleans(), st.none(),
+                                 st.sampled_from(["", "1", "200", "x"]), st.floats(0, 3)),
+                       min_size=1, max_size=12))
+def test_an_explanation_kept_per_value_is_the_one_rendered(values: list[Any]) -> None:
+    e = Enricher()
+    one_name = [v for v in e.classifier._verdicts.values()
+                if len(v.text["en"].names) == 1 and v.text["en"].names[0] == "status"]
+    assert one_name
+    for verdict in one_name[:3]:
+        template = verdict.text["en"]
+        for value in [*values, *values]:  # the second time from what was kept
+            fields = {"status": value}
+            assert e.shaper.facts("access", fields, verdict)["explanation"] == \
+                template.render(fields)
