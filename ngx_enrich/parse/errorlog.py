@@ -100,11 +100,12 @@ def read_line(line: str) -> tuple[ErrorFields, str] | None:
     if m is None:
         return None
     stamp, level, pid, tid, cid = m.groups()
+    process = int(pid)
     fields: ErrorFields = {
         "time": stamp_time(stamp),
         "level": level,
-        "pid": int(pid),
-        "tid": int(tid),
+        "pid": process,
+        "tid": process if tid == pid else int(tid),  # one thread per worker: the usual case
     }
     if cid is not None:
         fields["cid"] = int(cid)
