@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ import pytest
 # Error-log timestamps carry no zone: pin the zone so times are reproducible.
 os.environ["TZ"] = "UTC"
 time.tzset()
+# A suite started in the background (`cmd &` in a script) has Ctrl-C ignored, and the programs
+# it starts would inherit that: take it back, so they get Ctrl-C as from a terminal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
