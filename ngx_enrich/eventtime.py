@@ -77,6 +77,15 @@ def restamped(record: dict[str, Any], old: Any, key: str = "ngx") -> Any:
     return old if new is None else new
 
 
+_NO_TIME = msgpack.ExtType(0, b"")  # stands for "none of its own" in `own_event_time`
+
+
+def own_event_time(record: dict[str, Any], key: str = "ngx") -> msgpack.ExtType | None:
+    """The enriched record's own time as forward-protocol EventTime; None if it has none."""
+    stamp = restamped(record, _NO_TIME, key)
+    return None if stamp is _NO_TIME else stamp
+
+
 def own_time_text(record: dict[str, Any], key: str = "ngx") -> str | None:
     """The enriched record's own time as UTC text with microseconds, if it has one."""
     ns = own_time_ns(record, key)

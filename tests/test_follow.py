@@ -491,6 +491,12 @@ def test_restamped_is_like_of_the_own_time_whatever_the_zone(
     finally:
         monkeypatch.setenv("TZ", "UTC")  # as the suite pins it
         time.tzset()
+    for own in owns:
+        record = {"ngx": {"time": own}}
+        ns = eventtime.own_time_ns(record)
+        want = None if ns is None else eventtime.event_time(ns)
+        assert eventtime.own_event_time(record) == want
+        assert eventtime.own_event_time(record) == want  # from the cache
     shanghai = {"ngx": {"time": "2026-11-30T02:20:26"}}
     assert eventtime.restamped(shanghai, "x") == "2026-11-30T02:20:26.000000000+0000"
 

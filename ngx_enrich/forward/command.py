@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ngx_enrich import argtypes, metrics
-from ngx_enrich.eventtime import own_time_ns
+from ngx_enrich.eventtime import own_event_time
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.server import ForwardServer, Settings
 from ngx_enrich.forward.sinks import Sink, host_port, make_sink
@@ -190,7 +190,7 @@ def _build(
     )
     own_time = None
     if args.event_time == "line":
-        own_time = functools.partial(own_time_ns, key=enricher.options.key)
+        own_time = functools.partial(own_event_time, key=enricher.options.key)
     server = ForwardServer(
         enricher.enrich_record, sink, settings, ssl_context=context, own_time=own_time,
         metrics=meter,

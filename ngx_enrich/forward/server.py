@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ngx_enrich import eventtime
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.sinks import Batch, DeliveryError, Sink, host_port
 
@@ -32,7 +31,7 @@ READ_SIZE = 1 << 16
 YIELD_EVERY = 2000
 
 Enrich = Callable[[dict[str, Any]], dict[str, Any]]
-OwnTime = Callable[[dict[str, Any]], "int | None"]
+OwnTime = Callable[[dict[str, Any]], "protocol.Time | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +71,8 @@ class ForwardServer:
         own_time: OwnTime | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        """`own_time`, when given, reads an enriched record's own time (ns since the epoch);
-        where it finds one, that becomes the event's time. `metrics`, when given, counts
+        """`own_time`, when given, reads an enriched record's own time (as EventTime); where
+        it finds one, that becomes the event's time. `metrics`, when given, counts
         records, chunks and enrichment time."""
         self.enrich = enrich
         self.metrics = metrics
@@ -312,9 +311,9 @@ class ForwardServer:
             try:
                 record = enrich(record)
                 if own_time is not None:
-                    ns = own_time(record)
-                    if ns is not None:
-                        etime = eventtime.event_time(ns)
+                    stamp = own_time(record)
+                    if stamp is not None:
+                        etime = stamp
             except Exception as exc:  # pass the record on unenriched rather than lose it
                 self._enrich_failures += 1
                 failures = self._enrich_failures
