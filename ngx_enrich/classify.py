@@ -5,9 +5,10 @@ Rules are indexed by the first word of the message head (`connect()`, `upstream`
 order, then against the family rules (those without a head or syscall), so the cost of a
 lookup does not grow with the size of the catalogue. The rules whose other conditions hold
 (errno, level, side, syscall, action, SSL reason) are an AND of bit masks, one per condition
-value, each computed once; only their heads are then tested. A long run of rules that test
-only `contains` strings is one step: the strings of every rule are in one Aho-Corasick
-automaton, so a head is scanned once for all of them, however many rules a user adds.
+value, each computed once; only their heads are then tested. Rules in a row that test only
+`contains` strings are one step (the strings of every rule are in one Aho-Corasick automaton,
+so a head is scanned once for all of them), and so are rules in a row that test only head
+prefixes (one `startswith` for all), however many rules a user adds.
 Verdicts are cached on the parts that decide them in a bounded LRU.
 """
 
@@ -249,9 +250,7 @@ class Classifier:
 
         while mask:
             low = mask & -mask
-            heads, contains, _ = self._tests[low.bit_length() - 1]
-            this = ("heads" if contains is None else "") if heads is not None \
-                else ("contains" if contains is not None else "")
+            this = _kind(self._tests[low.bit_length() - 1])
             if this != kind or not this:
                 end_run()
                 kind = this
@@ -324,6 +323,14 @@ class _Strings:
             for _, rules in self._automaton.iter(head):
                 found |= rules
         return found
+
+
+def _kind(test: HeadTest) -> str:
+    """What a test checks when it is only one thing (`contains`, `heads`), else ""."""
+    heads, contains, _ = test
+    if heads is None:
+        return "contains" if contains is not None else ""
+    return "heads" if contains is None else ""
 
 
 def _head_test(rule: Rule, verdict: Verdict) -> HeadTest:
