@@ -44,8 +44,16 @@ def iso_ns(text: str) -> int | None:
 
 def own_time_ns(record: dict[str, Any], key: str = "ngx") -> int | None:
     """The enriched record's own time in nanoseconds since the epoch, if it has one."""
+    return _ns_of(_own_value(record, key))
+
+
+def _own_value(record: dict[str, Any], key: str) -> Any:
+    """The enriched record's `time` as it holds it (in the `ngx` object, or `ngx_time`)."""
     ngx = record.get(key)
-    value = ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
+    return ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
+
+
+def _ns_of(value: Any) -> int | None:
     if isinstance(value, str):
         return _iso_ns(value, _zone())
     if (type(value) is int or type(value) is float) and math.isfinite(value) and value >= 0:
@@ -61,10 +69,9 @@ def restamped(record: dict[str, Any], old: Any, key: str = "ngx") -> Any:
     """The record's own time in the form of `old` (see `like`); `old` itself when the record
     has no time of its own. Cached by the own time's text, since records of one second share
     it."""
-    ngx = record.get(key)
-    value = ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
+    value = _own_value(record, key)
     if type(value) is not str:
-        ns = own_time_ns(record, key)
+        ns = _ns_of(value)
         return old if ns is None else like(old, ns)
     memo = (value, type(old), _zone())
     new = _restamped.get(memo, _restamped)

@@ -4,6 +4,8 @@ conditions hold, in catalogue order, keyed rules before the family; and a lookup
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,8 +71,6 @@ def test_the_index_admits_the_rules_whose_conditions_hold(
 
 # Many rules of `contains` only, as a large user rules file has: lookups go through runs.
 def _user_catalog() -> Classifier:
-    import dataclasses
-
     base = builtin()
     sample = next(r for r in base.rules if not r.match.head and r.match.contains)
     strings = ["backend lost", "quota", "quota exceeded", "shard 7", "lost", "é unicode",
