@@ -14,7 +14,7 @@ from typing import BinaryIO, NoReturn, TextIO
 
 import orjson
 
-from ngx_enrich import __version__, argtypes, catalog, explain, progress
+from ngx_enrich import __version__, argtypes, build, catalog, explain, progress
 from ngx_enrich.catalog import CatalogError
 from ngx_enrich.io import WRITERS, pump, pump_msgpack, sniff, write_json_lines
 from ngx_enrich.parse.logformat import ESCAPES, compile_log_format
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "reads lines, writes JSON lines with an added category, explanation, "
                      "severity and hint. Subcommands: explain, rules, serve, follow "
                      "(see `ngx-enrich COMMAND --help`).")
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__} ({build()})")
     _common(parser)
     parser.add_argument("--quiet-flush", type=argtypes.positive_seconds, default=0.2,
                         metavar="SECONDS",

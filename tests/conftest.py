@@ -24,6 +24,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop at once when compiled modules are older than the sources beside them: the suite
+    would test the code as it was at the last install."""
+    package = ROOT / "ngx_enrich"
+    stale = sorted(str(so.relative_to(ROOT)) for so in package.rglob("*.so")
+                   if so.with_name(so.name.split(".")[0] + ".py").stat().st_mtime
+                   > so.stat().st_mtime)
+    if stale:
+        pytest.exit(f"compiled modules older than their sources ({', '.join(stale)}): run "
+                    "`pip install -e '.[test]'` again, or reinstall with NGX_ENRICH_PURE=1",
+                    returncode=2)
+
+
 @dataclass
 class CliResult:
     status: int

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ngx_enrich import __version__
+from ngx_enrich import __version__, build
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "logs" / "error.log"
@@ -171,7 +171,7 @@ def test_head_ends_quietly(tmp_path: Path) -> None:
 def test_version_and_module_entry() -> None:
     done = subprocess.run([sys.executable, "-m", "ngx_enrich", "--version"], capture_output=True,
                           text=True, cwd=ROOT, timeout=30)
-    assert done.stdout.strip() == f"ngx-enrich {__version__}"
+    assert done.stdout.strip() == f"ngx-enrich {__version__} ({build()})"
 
 
 def test_bundled_sample_runs(run_cli) -> None:
