@@ -18,6 +18,7 @@ COMPILED = [
     "ngx_enrich/classify.py",
     "ngx_enrich/encode.py",
     "ngx_enrich/eventtime.py",
+    "ngx_enrich/forward/protocol.py",
     "ngx_enrich/io.py",
     "ngx_enrich/parse/accesslog.py",
     "ngx_enrich/parse/dispatch.py",

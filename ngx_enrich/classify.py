@@ -17,16 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple, cast
+from typing import Any, Final, NamedTuple, cast
 
 import ahocorasick
 
 from ngx_enrich.catalog import Catalog, Match, Rule, Status, Template
 from ngx_enrich.record import ErrorFields
 
-_MAX_CANDIDATE_SETS = 4096
-RUN_MIN = 4  # this many rules of one kind in a row are tested as one step
-LEVEL_SEVERITY = {
+_MAX_CANDIDATE_SETS: Final = 4096
+RUN_MIN: Final = 4  # this many rules of one kind in a row are tested as one step
+LEVEL_SEVERITY: Final = {
     "emerg": "critical", "alert": "critical", "crit": "critical", "error": "error",
     "warn": "warning", "notice": "info", "info": "info", "debug": "info",
 }
@@ -340,12 +340,12 @@ def _head_test(rule: Rule, verdict: Verdict) -> HeadTest:
 
 # The conditions a value meets by being listed in the rule, and those tested per rule (an
 # absent condition always holds).
-_LISTED = ("errno", "level", "side", "syscall")
-_TESTED: dict[str, Callable[[Match, Any], bool]] = {
+_LISTED: Final = ("errno", "level", "side", "syscall")
+_TESTED: Final[dict[str, Callable[[Match, Any], bool]]] = {
     "action": lambda m, action: action is not None and action.startswith(m.action),
     "ssl": lambda m, ssl: ssl is not None and any(s in ssl for s in m.ssl),
 }
-_CONDITIONS = (*_LISTED, *_TESTED)
+_CONDITIONS: Final = (*_LISTED, *_TESTED)
 
 
 def _number(text: str) -> Any:

@@ -9,15 +9,15 @@ bytes of text that was decoded with surrogate escapes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 import orjson
 
 from ngx_enrich.eventtime import NS, utc_text
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS
-_LINE = _OPTIONS | orjson.OPT_APPEND_NEWLINE
+_OPTIONS: Final = orjson.OPT_NON_STR_KEYS
+_LINE: Final = _OPTIONS | orjson.OPT_APPEND_NEWLINE
 
 
 def event_time_text(seconds: int, nanos: int) -> str:

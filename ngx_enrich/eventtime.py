@@ -13,11 +13,11 @@ import functools
 import math
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 
-NS = 1_000_000_000
+NS: Final = 1_000_000_000
 
 
 def _zone() -> tuple[object, ...]:
@@ -61,7 +61,7 @@ def _ns_of(value: Any) -> int | None:
     return None
 
 
-_MAX_RESTAMPED = 4096
+_MAX_RESTAMPED: Final = 4096
 _restamped: dict[tuple[str, type, object], Any] = {}
 
 
@@ -84,7 +84,7 @@ def restamped(record: dict[str, Any], old: Any, key: str = "ngx") -> Any:
     return old if new is None else new
 
 
-_NO_TIME = msgpack.ExtType(0, b"")  # stands for "none of its own" in `own_event_time`
+_NO_TIME: Final = msgpack.ExtType(0, b"")  # stands for "none of its own" in `own_event_time`
 
 
 def own_event_time(record: dict[str, Any], key: str = "ngx") -> msgpack.ExtType | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import select
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Final, cast
 
 import msgpack
 
@@ -23,9 +23,9 @@ from ngx_enrich.encode import Packer, json_lines
 
 CHUNK = 1 << 16
 MAX_PIECE = 8 << 20  # a "line" longer than this is emitted in pieces
-MAX_RECORD_LINES = 1000  # a multiline record is closed after this many lines
+MAX_RECORD_LINES: Final = 1000  # a multiline record is closed after this many lines
 QUIET = 0.2
-BAD_UTF8 = "invalid UTF-8 (bytes shown as \\xNN)"
+BAD_UTF8: Final = "invalid UTF-8 (bytes shown as \\xNN)"
 
 Line = tuple[str, str | None]  # text, parse error
 
@@ -136,7 +136,7 @@ class Joiner:
 
 # Records are written in groups of this many: a buffer for a whole batch (hundreds of KiB)
 # would be taken from the kernel and handed back each time, costing a page fault per page.
-WRITE_GROUP = 32
+WRITE_GROUP: Final = 32
 
 
 def write_json_lines(out: BinaryIO, records: list[dict[str, Any]]) -> None:
@@ -158,10 +158,10 @@ def write_msgpack(out: BinaryIO, records: list[dict[str, Any]]) -> None:
 
 Writer = Callable[[BinaryIO, list[dict[str, Any]]], None]
 WRITERS: dict[str, Writer] = {"json": write_json_lines, "msgpack": write_msgpack}
-MSGPACK_MAP_FIRST = frozenset((*range(0x80, 0x90), 0xDE, 0xDF))
+MSGPACK_MAP_FIRST: Final = frozenset((*range(0x80, 0x90), 0xDE, 0xDF))
 
 
-_MSGPACK_ERRORS = (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+_MSGPACK_ERRORS: Final = (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
                    msgpack.BufferFull)
 
 

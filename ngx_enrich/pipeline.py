@@ -12,7 +12,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -29,8 +29,8 @@ from ngx_enrich.recurring import Recurring
 from ngx_enrich.shape import Shaper
 from ngx_enrich.text import as_text
 
-MAX_PARSED = 64 * 1024  # a longer line is passed through unparsed
-TEXT_KEYS = ("log", "message", "msg")
+MAX_PARSED: Final = 64 * 1024  # a longer line is passed through unparsed
+TEXT_KEYS: Final = ("log", "message", "msg")
 @dataclass(frozen=True, slots=True)
 class Options:
     """How records are enriched."""

@@ -10,7 +10,7 @@ the two on every line they have).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from ngx_enrich.catalog import Template
 from ngx_enrich.classify import Classifier
@@ -20,9 +20,9 @@ from ngx_enrich.parse.errorlog import LINE_KEYS, message_parts
 from ngx_enrich.record import ErrorFields
 from ngx_enrich.shape import Shaper
 
-MAX_KNOWN = 4096  # per generation
+MAX_KNOWN: Final = 4096  # per generation
 # Names an explanation may use whose value differs from line to line.
-_PER_LINE = (LINE_KEYS - {"level"}) | {"parse_error", "wrapper"}
+_PER_LINE: Final = (LINE_KEYS - {"level"}) | {"parse_error", "wrapper"}
 
 
 class Known(NamedTuple):

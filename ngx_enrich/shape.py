@@ -8,17 +8,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from ngx_enrich.catalog import Template
 from ngx_enrich.classify import Verdict
 from ngx_enrich.fields import FIELDS, TEMPLATE_ONLY
 
 SCHEMAS = ("default", "flat", "ecs")
-_MAX_NAMES = 4096
-_INTERNAL = tuple(TEMPLATE_ONLY)
+_MAX_NAMES: Final = 4096
+_INTERNAL: Final = tuple(TEMPLATE_ONLY)
 # field -> (the objects it is nested in, its own name there)
-_ECS = {f.name: (tuple(f.ecs.split(".")[:-1]), f.ecs.split(".")[-1]) for f in FIELDS if f.ecs}
+_ECS: Final = {f.name: (tuple(f.ecs.split(".")[:-1]), f.ecs.split(".")[-1])
+              for f in FIELDS if f.ecs}
 
 
 class _FlatNames(dict[str, str]):

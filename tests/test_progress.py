@@ -27,8 +27,8 @@ BAR = b"%|"  # tqdm's bar: "  37%|███▋      | 1.2M/3.3M [...]"
 
 @pytest.fixture(scope="module")
 def log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # big enough to take longer than the bar's delay to read
-    return write_mixed(tmp_path_factory.mktemp("progress") / "mixed.log", 60_000)
+    # big enough to take longer than the bar's delay to read, compiled and on two workers
+    return write_mixed(tmp_path_factory.mktemp("progress") / "mixed.log", 250_000)
 
 
 def run(args: list[str], stderr_tty: bool, stdout_tty: bool = False,

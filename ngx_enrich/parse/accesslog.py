@@ -11,7 +11,7 @@ absent; numbers are integers.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 from ngx_enrich.parse.logformat import COMBINED, LogFormatParser, compile_log_format
 from ngx_enrich.parse.values import access_time, addrs_of, list_values, split_request
@@ -27,26 +27,26 @@ BUILTIN_FORMATS = {
 
 _Q = r'"((?:[^"\\]|\\.)*)"'
 # Located by its `[$time_local]`, then read outwards, so no pattern scans the line twice.
-_TIME_RE = re.compile(
+_TIME_RE: Final = re.compile(
     r" \[(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})\] ", re.ASCII)
-_AFTER_RE = re.compile(_Q + r" (\d{3}) (\d{1,18}|-)(.*)$", re.ASCII | re.DOTALL)
-_TAIL_RE = re.compile(r" " + _Q + r" " + _Q + r"(.*)$")
+_AFTER_RE: Final = re.compile(_Q + r" (\d{3}) (\d{1,18}|-)(.*)$", re.ASCII | re.DOTALL)
+_TAIL_RE: Final = re.compile(r" " + _Q + r" " + _Q + r"(.*)$")
 # Items hold no space or comma, so each list matches in one linear pass.
 _LIST = r"((?:[^\s,]+(?:, | : ))*+[^\s,]+)"
-_UPSTREAMINFO_RE = re.compile(
+_UPSTREAMINFO_RE: Final = re.compile(
     r" (\d{1,18}) (\d{1,12}(?:\.\d{1,9})?) \[([^\]]*)\] \[([^\]]*)\] " + _LIST + " " + _LIST
     + " " + _LIST + " " + _LIST + r" (\S+)$", re.ASCII
 )
 # Formats nobody declared: the time in brackets (with or without an address before it), then
 # up to three other fields, the request, up to three other fields, status and size.
-_LOOSE_TIME_RE = re.compile(
+_LOOSE_TIME_RE: Final = re.compile(
     r"(?:^| )\[(?:(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d{4})|"
     r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)))\] ", re.ASCII)
-_LOOSE_AFTER_RE = re.compile(
+_LOOSE_AFTER_RE: Final = re.compile(
     r'((?:"[^"]*" |[^ "]+ ){0,3}?)"([A-Z]{3,10} [^"]*|\\x[0-9A-Fa-f]{2}[^"]*|-|)" '
     r'((?:[^ "]+ ){0,3}?)(\d{3}) '
     r"(\d{1,18}|-)(.*)$", re.ASCII | re.DOTALL)
-_CURLY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"',
+_CURLY: Final = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"',
                         "\u00bb": '"'})
 
 
@@ -82,7 +82,7 @@ class _Formats:
         return None
 
 
-_FORMATS = _Formats()
+_FORMATS: Final = _Formats()
 
 
 def parse_access_line(line: str) -> dict[str, Any] | None:

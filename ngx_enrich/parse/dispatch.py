@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Final
 
 from ngx_enrich.parse.accesslog import parse_access_line
 from ngx_enrich.parse.errorlog import (
@@ -73,10 +74,10 @@ def starts_record(line: str, access: LogFormatParser | None = None) -> bool:
 # backend (PHP stack traces) until the quote closes before the action or the context tail, and
 # in a record without its context tail yet (OpenResty's Lua `stack traceback:`), where only a
 # line that looks like a continuation is taken.
-_STDERR = 'sent in stderr: "'
-_QUOTE_CLOSED = re.compile(r'" while |", client: ')
-_TAIL = re.compile(r", client: \S")
-_CONTINUATION = re.compile(
+_STDERR: Final = 'sent in stderr: "'
+_QUOTE_CLOSED: Final = re.compile(r'" while |", client: ')
+_TAIL: Final = re.compile(r", client: \S")
+_CONTINUATION: Final = re.compile(
     r"\s|#\d+ |PHP message: |Stack trace:|stack traceback:|coroutine \d+:|\[C\]: ")
 
 

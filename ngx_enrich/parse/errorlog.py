@@ -14,30 +14,30 @@ import errno as _errno
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import get_args
+from typing import Final, get_args
 
 from ngx_enrich.record import ErrorFields, TailKey
 
-PREFIX_RE = re.compile(
+PREFIX_RE: Final = re.compile(
     r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[([a-z]+)\] (\d{1,18})#(\d{1,18}): "
     r"(?:\*(\d{1,18}) )?", re.ASCII)
-STDERR_RE = re.compile(r"nginx: \[([a-z]+)\] ", re.ASCII)
+STDERR_RE: Final = re.compile(r"nginx: \[([a-z]+)\] ", re.ASCII)
 # A record pasted in part: any of the prefix's pieces may be missing (from `[level]` on, from
 # `pid#tid:` on, from `*cid` on, or a whole line without `pid#tid`).
-_PARTIAL_RE = re.compile(
+_PARTIAL_RE: Final = re.compile(
     r"(?:(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) )?(?:\[([a-z]+)\] )?"
     r"(?:(\d{1,18})#(\d{1,18}): )?(?:\*(\d{1,18}) )?", re.ASCII)
-_LEVELS = frozenset(("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"))
-_SYSCALL_RE = re.compile(
+_LEVELS: Final = frozenset(("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"))
+_SYSCALL_RE: Final = re.compile(
     r'([A-Za-z_]\w*\([^()\s]*\))(?: to (\S+)| "([^"]*)"(?: to "[^"]*")?)? failed')
-_CONF_RE = re.compile(r" in (/\S+|[\w.\-/]+\.conf):(\d{1,9})$", re.ASCII)
-_BYTES_RE = re.compile(
+_CONF_RE: Final = re.compile(r" in (/\S+|[\w.\-/]+\.conf):(\d{1,9})$", re.ASCII)
+_BYTES_RE: Final = re.compile(
     r", bytes from/to client:(\d{1,18})/(\d{1,18}), "
     r"bytes from/to upstream:(\d{1,18})/(\d{1,18})$", re.ASCII
 )
 
 # Quoted labels of the HTTP/mail/OCSP tails, rightmost first.
-_QUOTED: tuple[tuple[str, TailKey], ...] = (
+_QUOTED: Final[tuple[tuple[str, TailKey], ...]] = (
     (', referrer: "', "referrer"),
     (', certificate: "', "certificate"),
     (', host: "', "host"),
@@ -47,7 +47,7 @@ _QUOTED: tuple[tuple[str, TailKey], ...] = (
     (', request: "', "request"),
 )
 # Unquoted labels, rightmost first.
-_PLAIN: tuple[tuple[str, TailKey], ...] = (
+_PLAIN: Final[tuple[tuple[str, TailKey], ...]] = (
     (", peer: ", "peer_address"),
     (", responder: ", "responder"),
     (", resolver: ", "resolver"),
@@ -58,17 +58,17 @@ _PLAIN: tuple[tuple[str, TailKey], ...] = (
 # The usual HTTP tail, when no value holds a quote or a comma where a label could start: read
 # in one match. Anything else (quotes inside a request, stream, mail, OCSP, resolver tails,
 # cut lines) is read label by label from the right.
-_HTTP_TAIL_RE = re.compile(
+_HTTP_TAIL_RE: Final = re.compile(
     r', client: ([^\s,"]+), server: ([^\s,"]*)(?:, request: "([^"]*)")?'
     r'(?:, subrequest: "([^"]*)")?(?:, upstream: "([^"]*)")?(?:, host: "([^"]*)")?'
     r'(?:, referrer: "([^"]*)")?')
 # The keys a line's prefix and context tail may set: whatever else an error record holds is
 # decided by its level and message alone.
-LINE_KEYS = frozenset(("time", "level", "source", "pid", "tid", "cid", *get_args(TailKey),
+LINE_KEYS: Final = frozenset(("time", "level", "source", "pid", "tid", "cid", *get_args(TailKey),
                        "bytes_from_client", "bytes_to_client", "bytes_from_upstream",
                        "bytes_to_upstream"))
-_CUT_AT = 1900  # a message part this long may have been cut at the 2048-byte line limit
-_RESOLVER_HEADS = ("could not be resolved", "DNS error")
+_CUT_AT: Final = 1900  # a message part this long may have been cut at the 2048-byte line limit
+_RESOLVER_HEADS: Final = ("could not be resolved", "DNS error")
 
 
 def parse_error_line(line: str) -> ErrorFields | None:

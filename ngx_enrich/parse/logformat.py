@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from ngx_enrich.parse.values import access_time, addrs_of, list_values, split_request
 
@@ -101,11 +101,11 @@ _PATTERNS = {
 _STARTS = {INT: "0-9", STATUS: "0-9", FLOAT: "0-9", LIST: "0-9", TIME_LOCAL: "0-9",
            TIME_ISO: "0-9", PATH: "/*", IS_ARGS: "?"}
 _VAR_CHAR = re.compile(r"[A-Za-z0-9_]")
-_JSON_ESCAPE = re.compile(
+_JSON_ESCAPE: Final = re.compile(
     r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"
     r"|u([0-9a-fA-F]{4})|([\"\\/bfnrt]))"
 )
-_JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+_JSON_SIMPLE: Final = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
                 "t": "\t"}
 
 def json_unescape(text: str) -> str:
@@ -195,7 +195,7 @@ def _same(value: str) -> str:
     return value
 
 
-_CONVERTERS: dict[int, Callable[[str], Any]] = {
+_CONVERTERS: Final[dict[int, Callable[[str], Any]]] = {
     INT: int, STATUS: int, FLOAT: float, LIST: list_values, ADDRS: addrs_of,
     TIME_LOCAL: time_local, TIME_ISO: _same,
 }

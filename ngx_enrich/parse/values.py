@@ -4,12 +4,12 @@ the `$upstream_*` lists."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
-MONTHS = {m: i for i, m in enumerate(
+MONTHS: Final = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
-_LIST_SPLIT = re.compile(r", | : ")
+_LIST_SPLIT: Final = re.compile(r", | : ")
 
 
 def access_time(day: str, mon: str, year: str, hms: str, zone: str) -> str:

@@ -13,30 +13,30 @@ service, stream, syslog facility and severity, pid, log stream).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 _RFC3339 = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
-_COMPOSE_RE = re.compile(r"([A-Za-z0-9][\w.-]{0,62})\s+\| ?", re.ASCII)
-_CRI_RE = re.compile(rf"({_RFC3339}) (stdout|stderr) ([FP]) ", re.ASCII)
-_STAMP_RE = re.compile(rf"({_RFC3339})[ \t]+", re.ASCII)
-_PRI_RE = re.compile(r"<(\d{1,3})>", re.ASCII)
+_COMPOSE_RE: Final = re.compile(r"([A-Za-z0-9][\w.-]{0,62})\s+\| ?", re.ASCII)
+_CRI_RE: Final = re.compile(rf"({_RFC3339}) (stdout|stderr) ([FP]) ", re.ASCII)
+_STAMP_RE: Final = re.compile(rf"({_RFC3339})[ \t]+", re.ASCII)
+_PRI_RE: Final = re.compile(r"<(\d{1,3})>", re.ASCII)
 # RFC 3164 / journald short: "Mon DD hh:mm:ss host tag[pid]: " (tag up to 48 characters)
-_BSD_RE = re.compile(
+_BSD_RE: Final = re.compile(
     r"([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (\S{1,255}) ([\w./-]{1,48})(?:\[(\d{1,10})\])?: ",
     re.ASCII)
 # RFC 5424 after <PRI>: "1 TIMESTAMP HOST APP PROCID MSGID [SD]|- "
-_IETF_RE = re.compile(
+_IETF_RE: Final = re.compile(
     rf"1 ({_RFC3339}|-) (\S{{1,255}}) (\S{{1,48}}) (\S{{1,128}}) (\S{{1,32}}) "
     r"(?:-|(?:\[[^\]]*\])+) ", re.ASCII)
-_INIT_RE = re.compile(r"(?:Starting|Restarting|Reloading|Stopping) nginx: ", re.ASCII)
+_INIT_RE: Final = re.compile(r"(?:Starting|Restarting|Reloading|Stopping) nginx: ", re.ASCII)
 # A cloud console's log stream (or group/stream) name in front, as `aws logs tail` prints it
 # after the time: taken only when an Nginx record follows.
-_STREAM_RE = re.compile(
+_STREAM_RE: Final = re.compile(
     r"([\w.\-$]+(?:/[\w.\-$\[\]]+)+) (?=\d{4}/\d\d/\d\d |nginx: |\d{1,3}(?:\.\d{1,3}){3} |\[)",
     re.ASCII)
-_MONTHS = frozenset(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+_MONTHS: Final = frozenset(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                      "Nov", "Dec"))
-MAX_DEPTH = 4
+MAX_DEPTH: Final = 4
 
 
 def _syslog(text: str, info: dict[str, Any]) -> int:
@@ -123,8 +123,8 @@ def unwrap(text: str) -> tuple[str, dict[str, Any] | None]:
     return text, {"kind": kinds, **info}
 
 
-_DOCKER_KEYS = frozenset(("log", "stream", "time", "attrs"))
-_CRI_KEYS = frozenset(("log", "stream", "time", "_p", "logtag"))
+_DOCKER_KEYS: Final = frozenset(("log", "stream", "time", "attrs"))
+_CRI_KEYS: Final = frozenset(("log", "stream", "time", "_p", "logtag"))
 
 
 def record_wrapper(record: dict[str, Any]) -> dict[str, Any] | None:
