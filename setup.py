@@ -8,6 +8,7 @@ pyproject.toml.
 
 from __future__ import annotations
 
+import glob
 import os
 
 from setuptools import Extension, setup
@@ -37,6 +38,11 @@ COMPILED = [
 
 def extensions() -> list[Extension]:
     if os.environ.get("NGX_ENRICH_PURE") == "1":
+        # an earlier editable install left compiled modules beside the sources: they would
+        # still be the ones imported
+        for source in COMPILED:
+            for built in glob.glob(source.removesuffix(".py") + ".*.so"):
+                os.remove(built)
         return []
     from mypyc.build import mypycify
 

@@ -28,9 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """Stop at once when compiled modules are older than the sources beside them: the suite
     would test the code as it was at the last install."""
     package = ROOT / "ngx_enrich"
-    stale = sorted(str(so.relative_to(ROOT)) for so in package.rglob("*.so")
-                   if so.with_name(so.name.split(".")[0] + ".py").stat().st_mtime
-                   > so.stat().st_mtime)
+    sources = ((so.with_name(so.name.split(".")[0] + ".py"), so) for so in package.rglob("*.so"))
+    stale = sorted(str(py.relative_to(ROOT)) for py, so in sources
+                   if py.exists() and py.stat().st_mtime > so.stat().st_mtime)
     if stale:
         pytest.exit(f"compiled modules older than their sources ({', '.join(stale)}): run "
                     "`pip install -e '.[test]'` again, or reinstall with NGX_ENRICH_PURE=1",

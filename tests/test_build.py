@@ -18,8 +18,9 @@ def compiled_sources() -> list[str]:
     """The `COMPILED` list of setup.py, read without running it."""
     tree = ast.parse((ROOT / "setup.py").read_text())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COMPILED":
-            return [ast.literal_eval(item) for item in node.value.elts]  # type: ignore[attr-defined]
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.List)
+                and getattr(node.targets[0], "id", "") == "COMPILED"):
+            return [ast.literal_eval(item) for item in node.value.elts]
     raise AssertionError("setup.py has no COMPILED list")
 
 
