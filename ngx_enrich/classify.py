@@ -348,8 +348,15 @@ _TESTED: Final[dict[str, Callable[[Match, Any], bool]]] = {
 _CONDITIONS: Final = (*_LISTED, *_TESTED)
 
 
+# What `int()` or `float()` accepts may start with (besides non-ASCII digits and spaces).
+_NUMBER_STARTS: Final = frozenset("0123456789+-.iInN \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")
+
+
 def _number(text: str) -> Any:
     """An extracted value: an integer or a float where it is one, else the text."""
+    first = text[:1]
+    if first < "\x80" and first not in _NUMBER_STARTS:  # ASCII, not a number: a path, a name
+        return text
     try:
         return int(text)
     except ValueError:

@@ -10,7 +10,7 @@ the two on every line they have).
 
 from __future__ import annotations
 
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from ngx_enrich.catalog import Template
 from ngx_enrich.classify import Classifier
@@ -25,13 +25,17 @@ MAX_KNOWN: Final = 4096  # per generation
 _PER_LINE: Final = (LINE_KEYS - {"level"}) | {"parse_error", "wrapper"}
 
 
-class Known(NamedTuple):
+class Known:
     """What one (level, message) decides."""
 
-    first: dict[str, Any]  # kind and verdict, with the explanation when the message decides it
-    last: dict[str, Any]  # the message, its parts, stage and extracted values, as emitted
-    values: ErrorFields  # all the message decides (with the values for texts alone)
-    template: Template | None  # the explanation to render per line, if it names line values
+    __slots__ = ("first", "last", "template", "values")
+
+    def __init__(self, first: dict[str, Any], last: dict[str, Any], values: ErrorFields,
+                 template: Template | None) -> None:
+        self.first = first  # kind and verdict, with the explanation when the message decides it
+        self.last = last  # the message, its parts, stage and extracted values, as emitted
+        self.values = values  # all the message decides (with the values for texts alone)
+        self.template = template  # the explanation to render per line, if it names line values
 
 
 class Recurring:

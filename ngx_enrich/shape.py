@@ -140,9 +140,12 @@ class Shaper:
             parents, leaf = place
             node = out
             for part in parents:
-                node = node.setdefault(part, {})
-                if not isinstance(node, dict):
+                child = node.get(part)  # not setdefault, whose misses cost more compiled
+                if child is None and part not in node:
+                    child = node[part] = {}
+                elif not isinstance(child, dict):
                     break
+                node = child
             else:
                 node[leaf] = value if name != "errno" else str(value)
         kind = ngx.get("kind")

@@ -138,16 +138,18 @@ def test_tls_alert_number() -> None:
     assert f is not None and f["tls_alert"] == 46 and f["action"] == "SSL handshaking"
 
 
-_VALUE = st.text(alphabet=st.sampled_from('ab/:.,"- \\?=&%1'), max_size=24)
+_VALUE = st.text(alphabet=st.sampled_from('ab/:.,"- \\?=&%1\t\n\u2003'), max_size=24)
+_CLIENT = st.one_of(_VALUE, st.sampled_from(["1.2.3.4", "1.2.3.4 using starttls", "",
+                                             "unix:", "a, server: b"]))
 
 
-@settings(max_examples=400)
-@given(message=_VALUE, client=_VALUE, server=_VALUE,
+@settings(max_examples=1000)
+@given(message=_VALUE, client=_CLIENT, server=_VALUE,
        quoted=st.lists(st.tuples(st.sampled_from(["request", "subrequest", "upstream", "host",
                                                    "referrer"]), _VALUE), max_size=5))
-def test_the_usual_tail_in_one_match_reads_as_label_by_label(
+def test_the_usual_tail_read_at_once_reads_as_label_by_label(
         message: str, client: str, server: str, quoted: list[tuple[str, str]]) -> None:
-    # The one-match reading of the common HTTP tail must agree with the general reader,
+    # The quick reading of the common HTTP tail must agree with the general reader,
     # key order included, on every tail it accepts (and leave the rest to it).
     order = ["request", "subrequest", "upstream", "host", "referrer"]
     parts = sorted(dict(quoted).items(), key=lambda kv: order.index(kv[0]))
@@ -159,3 +161,16 @@ def test_the_usual_tail_in_one_match_reads_as_label_by_label(
     fast_end = errorlog._split_tail(rest, fast)  # type: ignore[arg-type]
     slow_end = errorlog._tail_by_labels(rest, start, slow)  # type: ignore[arg-type]
     assert (fast_end, list(fast.items())) == (slow_end, list(slow.items()))
+
+
+def test_the_usual_tail_is_read_at_once() -> None:
+    rest = ('connect() failed (111: Connection refused) while connecting to upstream, client: '
+            '203.0.113.7, server: api.example.com, request: "GET /a?b=c, d HTTP/1.1", '
+            'upstream: "http://10.0.2.29:3000/a", host: "api.example.com", referrer: "-"')
+    fields: dict[str, object] = {}
+    assert errorlog._http_tail(rest, rest.find(", client: "), fields)  # type: ignore[arg-type]
+    assert list(fields) == ["referrer", "host", "upstream", "request", "server", "client"]
+    assert fields["request"] == "GET /a?b=c, d HTTP/1.1"
+    for other in (rest + ", bytes from/to client:1/2", rest.replace("203.0.113.7", "a b, c"),
+                  rest.replace('"GET', '"GET \\"x\\"')):
+        assert not errorlog._http_tail(other, other.find(", client: "), {})  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ngx_enrich import classify
 from ngx_enrich.catalog import Match, builtin
 from ngx_enrich.classify import RUN_MIN, Classifier, Prefixes, Run, Step
 
@@ -136,3 +137,24 @@ def test_long_runs_of_contains_rules_are_one_step() -> None:
     assert c._find("error", "upstream sent no2 way", None, None, None, None).rule \
         == "user_head_14"
     assert c._find("error", "upstream only9x", None, None, None, None).rule == "user_head_9"
+
+
+def _number_reference(text: str) -> object:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+@settings(max_examples=1000)
+@given(text=st.one_of(
+    st.text(max_size=8),
+    st.text(alphabet=st.sampled_from("0123456789+-._eEiInNaf \t\x1c/x\u0663\u2003"), max_size=8),
+    st.sampled_from(["nan", "-inf", "Infinity", " 12 ", "1_000", "\u0663", "\x1f7", ".5"])))
+def test_extracted_numbers_read_as_int_then_float_then_text(text: str) -> None:
+    got, want = classify._number(text), _number_reference(text)
+    assert type(got) is type(want)
+    assert got == want or (got != got and want != want)  # NaN

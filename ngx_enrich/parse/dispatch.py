@@ -76,9 +76,20 @@ def starts_record(line: str, access: LogFormatParser | None = None) -> bool:
 # line that looks like a continuation is taken.
 _STDERR: Final = 'sent in stderr: "'
 _QUOTE_CLOSED: Final = re.compile(r'" while |", client: ')
-_TAIL: Final = re.compile(r", client: \S")
+_CLIENT: Final = ", client: "
 _CONTINUATION: Final = re.compile(
     r"\s|#\d+ |PHP message: |Stack trace:|stack traceback:|coroutine \d+:|\[C\]: ")
+
+
+def _has_tail(line: str) -> bool:
+    """Whether `line` holds a context tail: `, client: ` and then something (not a space)."""
+    at = line.find(_CLIENT)
+    while at >= 0:
+        after = line[at + 10:at + 11]
+        if after and not after.isspace():
+            return True
+        at = line.find(_CLIENT, at + 1)
+    return False
 
 
 def opens_record(line: str) -> bool:
@@ -89,7 +100,7 @@ def opens_record(line: str) -> bool:
     if at >= 0:
         if _QUOTE_CLOSED.search(line, at) is not None:
             return False
-    elif _TAIL.search(line) is not None:  # most lines: complete, so checked first
+    elif _has_tail(line):  # most lines: complete, so checked first
         return False
     return PREFIX_RE.match(line) is not None
 
@@ -99,7 +110,7 @@ def _still_open(lines: list[str]) -> bool:
     at = first.find(_STDERR)
     if at >= 0:
         return _QUOTE_CLOSED.search(last, at if len(lines) == 1 else 0) is None
-    return _TAIL.search(last) is None
+    return not _has_tail(last)
 
 
 def continues(lines: list[str], line: str,
@@ -112,4 +123,4 @@ def continues(lines: list[str], line: str,
         return False
     if _STDERR in lines[0]:
         return True  # anything inside the quoted stderr
-    return _CONTINUATION.match(line) is not None or _TAIL.search(line) is not None
+    return _CONTINUATION.match(line) is not None or _has_tail(line)

@@ -55,13 +55,18 @@ _PLAIN: Final[tuple[tuple[str, TailKey], ...]] = (
     (", server: ", "server"),
     (", client: ", "client"),
 )
-# The usual HTTP tail, when no value holds a quote or a comma where a label could start: read
-# in one match. Anything else (quotes inside a request, stream, mail, OCSP, resolver tails,
-# cut lines) is read label by label from the right.
-_HTTP_TAIL_RE: Final = re.compile(
-    r', client: ([^\s,"]+), server: ([^\s,"]*)(?:, request: "([^"]*)")?'
-    r'(?:, subrequest: "([^"]*)")?(?:, upstream: "([^"]*)")?(?:, host: "([^"]*)")?'
-    r'(?:, referrer: "([^"]*)")?')
+# The usual HTTP tail: `, client: C, server: S` and then the quoted labels in this order, each
+# optional, with no quote or comma in C, no quote in S. Read with `find` and `startswith` (a
+# regex costs more on the long quoted values); any other tail (quotes inside a request, stream,
+# mail, OCSP, resolver tails, cut lines) is read label by label from the right.
+_HTTP_QUOTED: Final[tuple[tuple[str, TailKey], ...]] = (
+    (', request: "', "request"),
+    (', subrequest: "', "subrequest"),
+    (', upstream: "', "upstream"),
+    (', host: "', "host"),
+    (', referrer: "', "referrer"),
+)
+_STARTTLS: Final = " using starttls"  # mail: said after the client address
 # The keys a line's prefix and context tail may set: whatever else an error record holds is
 # decided by its level and message alone.
 LINE_KEYS: Final = frozenset(("time", "level", "source", "pid", "tid", "cid", *get_args(TailKey),
@@ -160,27 +165,44 @@ def message_parts(message: str) -> ErrorFields:
 
 def _split_tail(rest: str, fields: ErrorFields) -> int:
     """Read the labelled context tail from the right; return where the message ends."""
-    end = len(rest)
     start = rest.find(", client: ")
-    if start >= 0 and end <= _CUT_AT:
-        m = _HTTP_TAIL_RE.fullmatch(rest, start)
-        if m is not None:
-            client, server, request, subrequest, upstream, host, referrer = m.groups()
-            # in the order the labels are read from the right
-            if referrer is not None:
-                fields["referrer"] = referrer
-            if host is not None:
-                fields["host"] = host
-            if upstream is not None:
-                fields["upstream"] = upstream
-            if subrequest is not None:
-                fields["subrequest"] = subrequest
-            if request is not None:
-                fields["request"] = request
-            fields["server"] = server
-            fields["client"] = client
-            return start
+    if start >= 0 and len(rest) <= _CUT_AT and _http_tail(rest, start, fields):
+        return start
     return _tail_by_labels(rest, start, fields)
+
+
+def _http_tail(rest: str, start: int, fields: ErrorFields) -> bool:
+    """Read the usual HTTP tail that begins at `start`, if that is what the tail is; the keys
+    are set in the order `_tail_by_labels` sets them (from the right)."""
+    at = rest.find(", server: ", start + 10)
+    if at <= start + 10:
+        return False
+    client = rest[start + 10:at]
+    if "," in client or '"' in client or client.endswith(_STARTTLS):
+        return False
+    stop = rest.find(",", at + 10)
+    if stop < 0:
+        stop = len(rest)
+    server = rest[at + 10:stop]
+    if '"' in server:
+        return False
+    found: list[tuple[TailKey, str]] = []
+    pos = stop
+    for label, key in _HTTP_QUOTED:
+        value_at = pos + len(label)
+        if rest.find(label, pos, value_at) == pos:  # startswith(label, pos), cheaper compiled
+            pos = rest.find('"', value_at)
+            if pos < 0:
+                return False
+            found.append((key, rest[value_at:pos]))
+            pos += 1
+    if pos != len(rest):
+        return False
+    for key, value in reversed(found):
+        fields[key] = value
+    fields["server"] = server
+    fields["client"] = client
+    return True
 
 
 def _tail_by_labels(rest: str, start: int, fields: ErrorFields) -> int:
