@@ -174,3 +174,58 @@ def test_the_usual_tail_is_read_at_once() -> None:
     for other in (rest + ", bytes from/to client:1/2", rest.replace("203.0.113.7", "a b, c"),
                   rest.replace('"GET', '"GET \\"x\\"')):
         assert not errorlog._http_tail(other, other.find(", client: "), {})  # type: ignore[arg-type]
+
+
+def _prefix_by_regex(line: str) -> tuple[dict[str, object], int] | None:
+    m = errorlog.PREFIX_RE.match(line)
+    if m is None:
+        return None
+    stamp, level, pid, tid, cid = m.groups()
+    fields: dict[str, object] = {"time": errorlog.stamp_time(stamp), "level": level,
+                                 "pid": int(pid), "tid": int(tid)}
+    if cid is not None:
+        fields["cid"] = int(cid)
+    return fields, m.end()
+
+
+_DIGITS = st.text(alphabet=st.sampled_from("0123456789\u0663x "), min_size=0, max_size=20)
+
+
+@settings(max_examples=1500)
+@given(stamp=st.sampled_from(["2026/04/08 21:07:15", "2026/04/08 21:07:16", "2026/04/08 21:7:15",
+                              "2026-04-08 21:07:15", "\u0662026/04/08 21:07:15"]),
+       seen=st.booleans(),
+       open_=st.sampled_from([" [", "[", "  [", " ("]),
+       level=st.sampled_from(["error", "notice", "warn", "emerg", "debug", "fatal", "Error",
+                              "", "error] [x"]),
+       pid=_DIGITS, sep=st.sampled_from(["#", "# ", ""]), tid=_DIGITS,
+       colon=st.sampled_from([": ", ":", " "]), star=st.sampled_from(["*", "", "**"]),
+       cid=_DIGITS, space=st.sampled_from([" ", "", ": "]),
+       message=st.sampled_from(["", "x", "connect() failed", "1 ", "#2: *3 x"]))
+def test_prefix_read_by_position_reads_as_the_regex(
+        stamp: str, seen: bool, open_: str, level: str, pid: str, sep: str, tid: str,
+        colon: str, star: str, cid: str, space: str, message: str) -> None:
+    # The positional reading must give what PREFIX_RE gives, key order included, or leave the
+    # line to it; whether the second is known yet must not change the answer.
+    line = f"{stamp}{open_}{level}] {pid}{sep}{tid}{colon}{star}{cid}{space}{message}"
+    errorlog._TIMES.clear()
+    if seen and errorlog.PREFIX_RE.match(stamp + " [error] 1#1: "):
+        errorlog.stamp_time(stamp)
+    fast = errorlog._read_prefix(line)
+    want = _prefix_by_regex(line)
+    if fast is not None:
+        assert want is not None and (list(fast[0].items()), fast[1]) == (
+            list(want[0].items()), want[1])
+    got = errorlog.read_line(line)
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and list(got[0].items())[:len(want[0])] == list(want[0].items())
+
+
+def test_the_usual_prefix_is_read_by_position() -> None:
+    line = "2026/04/08 21:07:15 [notice] 2211#2212: *1833 signal process started"
+    errorlog.stamp_time(line[:19])
+    assert errorlog._read_prefix(line) == (
+        {"time": errorlog.stamp_time(line[:19]), "level": "notice", "pid": 2211, "tid": 2212,
+         "cid": 1833}, 46)

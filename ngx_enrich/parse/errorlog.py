@@ -101,21 +101,71 @@ def read_line(line: str) -> tuple[ErrorFields, str] | None:
 
     The rest of the record, the message's parts, is `message_parts(message)`.
     """
-    m = PREFIX_RE.match(line)
-    if m is None:
-        return None
-    stamp, level, pid, tid, cid = m.groups()
-    process = int(pid)
-    fields: ErrorFields = {
-        "time": stamp_time(stamp),
-        "level": level,
-        "pid": process,
-        "tid": process if tid == pid else int(tid),  # one thread per worker: the usual case
-    }
-    if cid is not None:
-        fields["cid"] = int(cid)
-    rest = line[m.end():]
+    read = _read_prefix(line)
+    if read is None:
+        m = PREFIX_RE.match(line)  # the prefix in a shape `_read_prefix` leaves to the regex
+        if m is None:
+            return None
+        stamp, level, pid, tid, cid = m.groups()
+        process = int(pid)
+        fields: ErrorFields = {
+            "time": stamp_time(stamp),
+            "level": level,
+            "pid": process,
+            "tid": process if tid == pid else int(tid),
+        }
+        if cid is not None:
+            fields["cid"] = int(cid)
+        end = m.end()
+    else:
+        fields, end = read
+    rest = line[end:]
     return fields, rest[:_split_tail(rest, fields)]
+
+
+def _read_prefix(line: str) -> tuple[ErrorFields, int] | None:
+    """`PREFIX_RE` read by position, for the usual prefix (a known level, a second met
+    before): the fields and where the message begins; None to leave the line to the regex."""
+    if len(line) < 32 or ord(line[19]) != 32 or ord(line[20]) != 91:  # `... [`
+        return None
+    time = _TIMES.get(line[:19])
+    close = line.find("] ", 21, 30)
+    if time is None or close < 0:
+        return None
+    level = line[21:close]
+    if level not in _LEVELS:
+        return None
+    start = close + 2
+    sharp = line.find("#", start, start + 19)
+    pid = _number_at(line, start, sharp)
+    if pid < 0:
+        return None
+    colon = line.find(": ", sharp, sharp + 21)
+    tid = _number_at(line, sharp + 1, colon)
+    if tid < 0:
+        return None
+    fields: ErrorFields = {"time": time, "level": level, "pid": pid, "tid": tid}
+    end = colon + 2
+    if line[end:end + 1] == "*":
+        space = line.find(" ", end + 1, end + 20)
+        cid = _number_at(line, end + 1, space)
+        if cid >= 0:
+            fields["cid"] = cid
+            end = space + 1
+    return fields, end
+
+
+def _number_at(text: str, start: int, end: int) -> int:
+    """The number `text[start:end]` when it is 1 to 18 ASCII digits (`\\d{1,18}`), else -1."""
+    if not 0 < end - start <= 18:
+        return -1
+    value = 0
+    for i in range(start, end):
+        digit = ord(text[i]) - 48
+        if not 0 <= digit <= 9:
+            return -1
+        value = value * 10 + digit
+    return value
 
 
 def parse_partial_line(line: str) -> ErrorFields | None:
@@ -328,11 +378,19 @@ def _take_errno(msg: str, fields: ErrorFields) -> str:
     return head
 
 
-@lru_cache(maxsize=4096)
+_TIMES: Final[dict[str, str]] = {}  # error-log time -> ISO 8601, for the seconds met lately
+
+
 def stamp_time(stamp: str) -> str:
     """An error-log time (`2026/04/08 21:07:15`, local, no zone) as ISO 8601 with the local
-    offset; cached, since the lines of one second share it."""
-    return local_time(f"{stamp[:4]}-{stamp[5:7]}-{stamp[8:10]}T{stamp[11:]}")
+    offset; kept, since the lines of one second share it."""
+    time = _TIMES.get(stamp)
+    if time is None:
+        time = local_time(f"{stamp[:4]}-{stamp[5:7]}-{stamp[8:10]}T{stamp[11:]}")
+        if len(_TIMES) >= 4096:
+            _TIMES.clear()
+        _TIMES[stamp] = time
+    return time
 
 
 def local_time(naive: str) -> str:
