@@ -245,19 +245,20 @@ def access_format(args: argparse.Namespace) -> tuple[str, str] | None:
     return fmt
 
 
-def options_from(args: argparse.Namespace) -> Options:
+def options_from(args: argparse.Namespace, encoded: bool = False) -> Options:
     time_key = None
     if getattr(args, "event_time", "keep") == "line" and getattr(args, "time_key", None):
         time_key = args.time_key
     return Options(lang=args.lang, schema=args.schema, key=args.key, field=args.field,
                    rules=tuple(args.rules), access_format=access_format(args),
-                   time_key=time_key)
+                   time_key=time_key, encoded=encoded)
 
 
-def make_enricher(args: argparse.Namespace) -> Enricher:
-    """An enricher for the options; user rules are checked sample by sample."""
+def make_enricher(args: argparse.Namespace, encoded: bool = False) -> Enricher:
+    """An enricher for the options; user rules are checked sample by sample. `encoded`: its
+    records go to orjson alone."""
     cat = load_checked(args.rules) if args.rules else None
-    return Enricher(options_from(args), cat)
+    return Enricher(options_from(args, encoded), cat)
 
 
 def _open_inputs(files: Sequence[str], env: Env) -> list[int]:
@@ -276,7 +277,7 @@ def _open_inputs(files: Sequence[str], env: Env) -> list[int]:
 def run_filter(args: argparse.Namespace, env: Env) -> int:
     """The default command: enrich lines from files or stdin to stdout."""
     fds = _open_inputs(args.files, env)
-    enricher = make_enricher(args)
+    enricher = make_enricher(args, encoded=args.output == "json")
     shown = progress.wanted(env.stderr, args.quiet) and not env.stdout.isatty()
     names = args.files or ["-"]
     with progress.Progress(fds, names, env.stderr, shown) as bar:

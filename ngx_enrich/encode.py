@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import msgpack
 import orjson
+from orjson import dumps
 
 from ngx_enrich.eventtime import NS, utc_text
 
@@ -66,7 +67,7 @@ def encode_json(record: Any, *, newline: bool = False) -> bytes:
 def json_lines(records: list[Any]) -> bytes:
     """JSON lines for a batch of records."""
     try:
-        return b"".join([orjson.dumps(r, default=_default, option=_LINE) for r in records])
+        return b"".join([dumps(r, default=_default, option=_LINE) for r in records])
     except TypeError:  # one of them needs cleaning first
         return b"".join([encode_json(r, newline=True) for r in records])
 

@@ -45,6 +45,9 @@ class Options:
     # Record key holding the event time (Fluentd's <inject>/<extract>); when set, its value is
     # replaced by the record's own time wherever the line has one.
     time_key: str | None = None
+    # The records go to orjson alone (the filter's JSON output): in the default schema the
+    # `ngx` object may be encoded JSON rather than a dict (not where `time_key` reads it).
+    encoded: bool = False
 
 
 class Enricher:
@@ -57,7 +60,7 @@ class Enricher:
             cat = catalog.load(self.options.rules) if self.options.rules else catalog.builtin()
         self.classifier = Classifier(cat)
         self.shaper = Shaper(self.options.lang, self.options.key, self.options.schema,
-                             cat.check_zh, cat.phrases[self.options.lang])
+                             cat.check_zh, cat.phrases[self.options.lang], self.options.encoded)
         self.recurring = Recurring(self.classifier, self.shaper)
         fields: Iterable[str | None] = (self.options.field, *TEXT_KEYS)
         self._text_keys = tuple(dict.fromkeys(k for k in fields if k))
@@ -93,23 +96,26 @@ class Enricher:
     def _record(self, record: dict[str, Any], parse_error: str | None = None,
                 mine: bool = False) -> dict[str, Any]:
         """`mine`: `record` is this enricher's to change (else the output is a copy)."""
-        out = self._fields_of(record if mine else dict(record), parse_error)
         key = self.options.time_key
+        restamp = key is not None and (key in record or key == self.options.key)
+        out = self._fields_of(record if mine else dict(record), parse_error, not restamp)
         if key is not None and key in out:
             out[key] = eventtime.restamped(out, out[key], self.options.key)
         return out
 
-    def _fields_of(self, record: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
+    def _fields_of(self, record: dict[str, Any], parse_error: str | None, encode: bool
+                   ) -> dict[str, Any]:
+        """`encode`: the `ngx` object may be encoded (see `Options.encoded`)."""
         for key in self._text_keys:
             text = record.get(key)
             if isinstance(text, str):
                 outer = record_wrapper(record) if key == "log" else None
-                return self._text(text.rstrip("\r\n"), record, parse_error, outer)
+                return self._text(text.rstrip("\r\n"), record, parse_error, outer, encode)
         fields = parse_json_record(record)
         if fields is not None:
             if parse_error:
                 fields["parse_error"] = parse_error
-            return self._access(record, fields)
+            return self._access(record, fields, encode)
         return self._other(record, parse_error or "no Nginx line in record")
 
     def enrich_value(self, value: Any, parse_error: str | None = None) -> dict[str, Any]:
@@ -129,7 +135,7 @@ class Enricher:
         return Joiner(functools.partial(continues, starts=self.starts_record), opens_record)
 
     def _text(self, text: str, base: dict[str, Any], parse_error: str | None,
-              outer: dict[str, Any] | None = None) -> dict[str, Any]:
+              outer: dict[str, Any] | None = None, encode: bool = True) -> dict[str, Any]:
         """`outer`: what the record around the text says of its wrapper."""
         if not text:
             return self._other(base, "empty line")
@@ -138,7 +144,7 @@ class Enricher:
         if text[:1] == "{":  # an `escape=json` access line inside `log`
             json_fields = parse_json_text(text)
             if json_fields is not None:
-                return self._access(base, json_fields)
+                return self._access(base, json_fields, encode)
         inner, wrapper = unwrap(text)
         wrapper = combine(outer, wrapper)
         added: ErrorFields = {}  # what the pipeline knows of the line, last in the record
@@ -148,21 +154,30 @@ class Enricher:
             added["wrapper"] = wrapper
         read = read_line(inner) if inner[4:5] == "/" else None
         if read is not None:  # the usual error line: see `recurring`
+            if encode and self.shaper.encoded and not added:
+                encoded = self.recurring.encoded(*read)
+                if encoded is not None:
+                    return self.shaper.record(base, encoded)
             return self.shaper.record(base, self.recurring.facts(*read, added))
         parsed = parse_text(inner, self._access_format)
         if parsed is None:
             return self._other(base, parse_error or "not an Nginx log line", wrapper)
         if isinstance(parsed, ParsedAccess):
             parsed.fields.update(added)
-            return self._access(base, parsed.fields)
+            return self._access(base, parsed.fields, encode)
         error = parsed.fields
         verdict = self.classifier.error(error)  # what its rule extracts comes before `added`
         error.update(added)
         return self.shaper.record(base, self.shaper.facts("error", error, verdict))
 
-    def _access(self, base: dict[str, Any], fields: AccessFields) -> dict[str, Any]:
+    def _access(self, base: dict[str, Any], fields: AccessFields, encode: bool = True
+                ) -> dict[str, Any]:
         status = fields.get("status")
         verdict = self.classifier.status(status) if isinstance(status, int) else None
+        if verdict is not None and encode and self.shaper.encoded:
+            encoded = self.shaper.encoded_facts("access", fields, verdict)
+            if encoded is not None:
+                return self.shaper.record(base, encoded)
         return self.shaper.record(base, self.shaper.facts("access", fields, verdict))
 
     def _other(self, base: dict[str, Any], reason: str,

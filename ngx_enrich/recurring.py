@@ -5,12 +5,16 @@ message's parts, the stage, the verdict, the values its rule extracts and, unles
 value of the line (an upstream, a client), the explanation follow from the level and the
 message alone, so they are kept per (level, message) and a recurring line costs only its
 prefix and context tail. The record is the one the stages give one by one (the tests compare
-the two on every line they have).
+the two on every line they have). For a shaper with `encoded`, the message's share is kept
+encoded too, and the `ngx` object comes as encoded JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Final
+
+from orjson import Fragment, dumps
 
 from ngx_enrich.catalog import Template
 from ngx_enrich.classify import Classifier
@@ -18,7 +22,7 @@ from ngx_enrich.fields import TEMPLATE_ONLY
 from ngx_enrich.parse.dispatch import stage
 from ngx_enrich.parse.errorlog import LINE_KEYS, message_parts
 from ngx_enrich.record import ErrorFields
-from ngx_enrich.shape import Shaper
+from ngx_enrich.shape import Shaper, members
 
 MAX_KNOWN: Final = 4096  # per generation
 # Names an explanation may use whose value differs from line to line.
@@ -28,7 +32,7 @@ _PER_LINE: Final = (LINE_KEYS - {"level"}) | {"parse_error", "wrapper"}
 class Known:
     """What one (level, message) decides."""
 
-    __slots__ = ("first", "last", "template", "values")
+    __slots__ = ("encoded", "first", "last", "template", "values")
 
     def __init__(self, first: dict[str, Any], last: dict[str, Any], values: ErrorFields,
                  template: Template | None) -> None:
@@ -36,6 +40,9 @@ class Known:
         self.last = last  # the message, its parts, stage and extracted values, as emitted
         self.values = values  # all the message decides (with the values for texts alone)
         self.template = template  # the explanation to render per line, if it names line values
+        # `first` and `last` encoded as the start and the end of an object, when the line's
+        # keys cannot meet theirs
+        self.encoded: tuple[bytes, bytes] | None = None
 
 
 class Recurring:
@@ -53,11 +60,7 @@ class Recurring:
               added: ErrorFields | None = None) -> dict[str, Any]:
         """The `ngx` object of an error line read by `errorlog.read_line` (`line`: its prefix
         and tail); `added`: what the pipeline adds (parse error, wrapper)."""
-        level = line.get("level", "")
-        known = self._known.get((level, message))
-        if known is None:
-            known = self._old.get((level, message)) or self._learn(level, message)
-            self._remember((level, message), known)
+        known = self._known_for(line.get("level", ""), message)
         if known.template is None:
             ngx = {**known.first, **line, **known.last}
         else:
@@ -66,6 +69,30 @@ class Recurring:
         if added:
             ngx.update(added)
         return ngx
+
+    def encoded(self, line: ErrorFields, message: str) -> Fragment | None:
+        """`facts` (with nothing added) as encoded JSON, for a shaper with `encoded`; None
+        where the object must be built."""
+        known = self._known_for(line.get("level", ""), message)
+        if known.encoded is None:
+            return None
+        try:
+            values = dumps(line)
+        except TypeError:
+            return None
+        head, tail = known.encoded
+        if known.template is None:
+            return Fragment(b"".join((head, values[1:-1], tail)))
+        text = known.template.render({**line, **known.values})
+        return Fragment(b"".join((head, self._shaper.explanation_member(text), values[1:-1],
+                                  tail)))
+
+    def _known_for(self, level: str, message: str) -> Known:
+        known = self._known.get((level, message))
+        if known is None:
+            known = self._old.get((level, message)) or self._learn(level, message)
+            self._remember((level, message), known)
+        return known
 
     def _learn(self, level: str, message: str) -> Known:
         parts = message_parts(message)
@@ -83,8 +110,15 @@ class Recurring:
                 first = {**first, "explanation": text.render(fields)}
             else:
                 template = text
-        return Known(first, {k: v for k, v in last.items() if k not in TEMPLATE_ONLY}, fields,
-                     template)
+        known = Known(first, {k: v for k, v in last.items() if k not in TEMPLATE_ONLY}, fields,
+                      template)
+        if (self._shaper.encoded and LINE_KEYS.isdisjoint(known.last)
+                and first.keys().isdisjoint(known.last) and "explanation" not in known.last):
+            with contextlib.suppress(TypeError):  # a value orjson refuses: built per line
+                after = members(known.last)
+                known.encoded = (b"{" + members(first) + b",",
+                                 (b"," + after if after else b"") + b"}")
+        return known
 
     def _remember(self, key: tuple[str, str], known: Known) -> None:
         if len(self._known) >= MAX_KNOWN:

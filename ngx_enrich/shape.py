@@ -3,12 +3,18 @@
 - `default`: the input record unchanged plus one object under the `ngx` key.
 - `flat`: the same facts as top-level `ngx_*` keys.
 - `ecs`: Elastic Common Schema names, nested; explanation and hint under `ngx`.
+
+Where records go to orjson alone (`encoded`: the filter's JSON output in the default schema),
+the `ngx` object may come as encoded JSON: the verdict's part encoded once, the line's
+values per line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Final
+
+from orjson import Fragment, dumps
 
 from ngx_enrich.catalog import Template
 from ngx_enrich.classify import Verdict
@@ -18,6 +24,8 @@ SCHEMAS = ("default", "flat", "ecs")
 _MAX_NAMES: Final = 4096
 _INTERNAL: Final = tuple(TEMPLATE_ONLY)
 # field -> (the objects it is nested in, its own name there)
+# The keys of `Shaper.fragment`: a record's own field of one of these names keeps it built.
+_VERDICT_KEYS: Final = ("kind", "category", "area", "severity", "rule", "hint", "explanation")
 _ECS: Final = {f.name: (tuple(f.ecs.split(".")[:-1]), f.ecs.split(".")[-1])
               for f in FIELDS if f.ecs}
 
@@ -40,15 +48,19 @@ class Shaper:
     """Renders verdicts into records for one language, key and schema."""
 
     def __init__(self, lang: str, key: str, schema: str, translations: dict[str, str],
-                 phrases: dict[str, str]) -> None:
+                 phrases: dict[str, str], encoded: bool = False) -> None:
         """`translations`: check items in Chinese; `phrases`: the catalogue's words for
-        `lang` (hint prefix, list separator)."""
+        `lang` (hint prefix, list separator); `encoded`: the records go to orjson alone, so
+        in the default schema the `ngx` object may be encoded JSON."""
         self.lang = lang
         self._translations = translations if lang == "zh" else {}
         self._phrases = phrases
         self.key = key
         self.schema = schema
         self._fragments: dict[tuple[str, int], dict[str, Any]] = {}
+        self.encoded = encoded and schema == "default"
+        self._heads: dict[tuple[str, int], bytes] = {}
+        self._explained: dict[str, bytes] = {}
         self._flat_names = _FlatNames(key)
         self._rendered: dict[tuple[int, int | str], str] = {}
 
@@ -74,6 +86,25 @@ class Shaper:
             self._fragments[key] = frag
         return frag
 
+    def head(self, kind: str, verdict: Verdict) -> bytes:
+        """`fragment` encoded as the start of an object (`{"kind":"access",...,`), once per
+        kind and verdict."""
+        key = (kind, id(verdict))
+        done = self._heads.get(key)
+        if done is None:
+            done = self._heads[key] = b"{" + members(self.fragment(kind, verdict)) + b","
+        return done
+
+    def explanation_member(self, text: str) -> bytes:
+        """`"explanation":"..."`, kept per text (a handful of texts make most of a log)."""
+        done = self._explained.get(text)
+        if done is None:
+            done = b'"explanation":' + dumps(text) + b","
+            if len(self._explained) >= _MAX_NAMES:
+                self._explained.clear()
+            self._explained[text] = done
+        return done
+
     def template(self, verdict: Verdict) -> Template:
         """The verdict's explanation in this shaper's language."""
         return verdict.text[self.lang]
@@ -94,6 +125,24 @@ class Shaper:
                 ngx.pop(name, None)
         return ngx
 
+    def encoded_facts(self, kind: str, fields: Mapping[str, Any], verdict: Verdict
+                      ) -> Fragment | None:
+        """`facts` (of fields with a key at least) as encoded JSON for a shaper with
+        `encoded`, or None where the object must be built (a field named like a part of the
+        verdict; a value orjson refuses)."""
+        for name in _VERDICT_KEYS:
+            if name in fields:
+                return None
+        try:
+            rest = dumps(fields)[1:]
+        except TypeError:
+            return None
+        head = self.head(kind, verdict)
+        if "explanation" in self.fragment(kind, verdict):
+            return Fragment(head + rest)
+        text = self._explain(self.template(verdict), fields)
+        return Fragment(b"".join((head, self.explanation_member(text), rest)))
+
     def _explain(self, template: Template, fields: Mapping[str, Any]) -> str:
         """The explanation for `fields`; kept per value for a text that names one field
         (`{status}` of the 2xx text: a handful of values for most of an access log)."""
@@ -111,9 +160,11 @@ class Shaper:
             self._rendered[key] = text
         return text
 
-    def record(self, base: dict[str, Any], ngx: dict[str, Any]) -> dict[str, Any]:
-        """Combine the input record and the facts in the chosen schema."""
-        if self.schema == "default":
+    def record(self, base: dict[str, Any], ngx: dict[str, Any] | Fragment
+               ) -> dict[str, Any]:
+        """Combine the input record and the facts in the chosen schema (`ngx` encoded only
+        for a shaper with `encoded`)."""
+        if self.schema == "default" or not isinstance(ngx, dict):
             base[self.key] = ngx
             return base
         if self.schema == "flat":
@@ -161,3 +212,8 @@ class Shaper:
         out[self.key] = custom
         return out
 
+
+
+def members(obj: Mapping[str, Any]) -> bytes:
+    """An object's members as encoded JSON, without the braces (empty for no members)."""
+    return dumps(obj)[1:-1]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ngx_enrich import catalog
+from ngx_enrich import catalog, encode
 from ngx_enrich.catalog import builtin
 from ngx_enrich.parse.dispatch import parse_text
 from ngx_enrich.parse.errorlog import read_line
@@ -67,13 +67,18 @@ def _same(e: Enricher, line: str, parse_error: str | None = None) -> None:
         assert orjson.dumps(e.enrich_line(line, parse_error)) == expected, line
 
 
-@pytest.mark.parametrize("schema", ["default", "flat", "ecs"])
+@pytest.mark.parametrize(("schema", "encoded"),
+                         [("default", False), ("default", True), ("flat", False), ("ecs", False)])
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_every_error_line_is_shaped_as_the_stages_shape_it(schema: str, lang: str) -> None:
+def test_every_error_line_is_shaped_as_the_stages_shape_it(schema: str, encoded: bool,
+                                                          lang: str) -> None:
     assert len(CORPUS) > 3000
-    e = Enricher(Options(schema=schema, lang=lang))
+    e = Enricher(Options(schema=schema, lang=lang, encoded=encoded))
     for line in CORPUS:
         _same(e, line)
+    if encoded:  # and the encoded object is what most of them got
+        got = [type(e.enrich_line(line)["ngx"]) is orjson.Fragment for line in CORPUS]
+        assert sum(got) > 0.9 * len(got)
 
 
 def test_what_the_pipeline_adds_comes_last_on_both_paths() -> None:
@@ -102,15 +107,19 @@ samples = ["2026/04/08 21:07:15 [error] 1#1: *2 my message code 42 x, client: 19
 '''
 
 
-def test_a_user_rule_may_extract_line_and_internal_names(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoded", [False, True])
+def test_a_user_rule_may_extract_line_and_internal_names(tmp_path: Path, encoded: bool) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(USER_RULE, encoding="utf-8")
-    e = Enricher(Options(rules=(rules,)), catalog.load([rules]))
+    e = Enricher(Options(rules=(rules,), encoded=encoded), catalog.load([rules]))
     first = ('2026/04/08 21:07:15 [error] 1#1: *2 my message code 42 x, client: 192.0.2.1, '
              'server: s, upstream: "http://10.0.0.1:80/"')
     second = first.replace("10.0.0.1", "10.0.0.2")
     for line in (first, second, first):
         _same(e, line)
+    if encoded:  # a rule's value named like the tail's: built, not encoded
+        assert type(e.enrich_line(first)["ngx"]) is dict
+        return
     a, b = (e.enrich_line(x)["ngx"] for x in (first, second))
     assert a["rule"] == "my_rule" and a["client"] == 42 and "head" not in a
     assert list(a).index("client") < list(a).index("message")  # the tail's place, the rule's value
@@ -143,7 +152,7 @@ TAIL = st.fixed_dictionaries({}, optional={
        noise=st.sampled_from(["", " 17", ' "x"', ", zone", " (SSL: error:0A000102::x)"]))
 def test_any_line_of_the_usual_shape_is_shaped_the_same(
         level: str, message: str, tail: dict[str, str], wrapped: bool, noise: str) -> None:
-    e = Enricher()
+    e = Enricher(Options(encoded=wrapped))
     context = "".join(f", {k}: {v}" for k, v in tail.items())
     line = f"2026/04/08 21:07:15 [{level}] 7#7: *3 {message}{noise}{context}"
     if wrapped:
@@ -169,3 +178,38 @@ def test_an_explanation_kept_per_value_is_the_one_rendered(values: list[Any]) ->
             fields = {"status": value}
             assert e.shaper.facts("access", fields, verdict)["explanation"] == \
                 template.render(fields)
+
+
+def _access_corpus() -> list[str]:
+    logs = [*(ROOT / "tests" / "fixtures").glob("*access*.log"),
+            *(ROOT / "examples").glob("**/access*.log")]
+    if SHARED.is_dir():
+        logs += [p for p in (SHARED / "peer-fixtures").glob("*access*") if p.is_file()]
+    lines = [x for log in logs
+             for x in log.read_text(encoding="utf-8", errors="replace").splitlines()]
+    return lines + Lines("access").take(3000)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_encoded_access_records_are_the_built_ones(lang: str) -> None:
+    # A custom format's variable may share a name with a part of the verdict (`$kind`): that
+    # record is built, not encoded; every record is the same bytes either way.
+    fmt = ('$remote_addr $status $kind "$request"', "default")
+    built = Enricher(Options(lang=lang, access_format=fmt))
+    encoded = Enricher(Options(lang=lang, access_format=fmt, encoded=True))
+    kinds = set()
+    for line in [*_access_corpus(), '192.0.2.1 404 mine "GET /x HTTP/1.1"']:
+        for _ in range(2):
+            got = encoded.enrich_line(line)
+            kinds.add(type(got["ngx"]))
+            assert encode.encode_json(got) == encode.encode_json(built.enrich_line(line)), line
+    assert kinds == {dict, orjson.Fragment}
+
+
+def test_a_record_whose_time_key_is_restamped_keeps_its_object() -> None:
+    e = Enricher(Options(encoded=True, time_key="time"))
+    line = "2026/04/08 21:07:15 [error] 7#7: *3 access forbidden by rule, client: 192.0.2.1, " \
+        "server: s"
+    stamped = e.enrich_record({"log": line, "time": 1})
+    assert type(stamped["ngx"]) is dict and stamped["time"] != 1
+    assert type(e.enrich_record({"log": line})["ngx"]) is orjson.Fragment
