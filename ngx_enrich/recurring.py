@@ -103,20 +103,22 @@ class Recurring:
         last = {"message": message, **parts, "stage": fields["stage"], **found}
         fields.update(found)
         first = self._shaper.fragment("error", verdict)
+        head = self._shaper.head("error", verdict) if self._shaper.encoded else b""
         template: Template | None = None
         if "explanation" not in first:
             text = self._shaper.template(verdict)
             if _PER_LINE.isdisjoint(text.names):
                 first = {**first, "explanation": text.render(fields)}
+                head = b""  # the message's own: encoded below
             else:
                 template = text
-        known = Known(first, {k: v for k, v in last.items() if k not in TEMPLATE_ONLY}, fields,
-                      template)
-        if (self._shaper.encoded and LINE_KEYS.isdisjoint(known.last)
-                and first.keys().isdisjoint(known.last) and "explanation" not in known.last):
+        emitted = {k: v for k, v in last.items() if k not in TEMPLATE_ONLY}
+        known = Known(first, emitted, fields, template)
+        if self._shaper.encoded and not any(k in LINE_KEYS or k in first or k == "explanation"
+                                            for k in emitted):
             with contextlib.suppress(TypeError):  # a value orjson refuses: built per line
-                after = members(known.last)
-                known.encoded = (b"{" + members(first) + b",",
+                after = members(emitted)
+                known.encoded = (head or b"{" + members(first) + b",",
                                  (b"," + after if after else b"") + b"}")
         return known
 

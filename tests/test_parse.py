@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -229,3 +232,29 @@ def test_the_usual_prefix_is_read_by_position() -> None:
     assert errorlog._read_prefix(line) == (
         {"time": errorlog.stamp_time(line[:19]), "level": "notice", "pid": 2211, "tid": 2212,
          "cid": 1833}, 46)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe",
+                                  "Asia/Kathmandu", "UTC"])
+def test_error_times_found_per_hour_are_the_per_second_ones(
+        zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seconds around the changes of offset (Lord Howe's is half an hour, at 02:00), in the
+    # hours clocks skip, and stamps no clock shows: as read second by second.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        errorlog._TIMES.clear()
+        errorlog._OFFSETS.clear()
+        days = ["2026/03/08", "2026/03/29", "2026/04/05", "2026/10/04", "2026/10/25",
+                "2026/11/01", "2026/07/01", "2026/13/45", "1890/01/01"]
+        for day in days:
+            for hour in ("00", "01", "02", "03", "24"):
+                for rest in ("00:00", "29:59", "30:00", "59:59", "60:00", "07:60"):
+                    stamp = f"{day} {hour}:{rest}"
+                    naive = f"{stamp[:4]}-{stamp[5:7]}-{stamp[8:10]}T{stamp[11:]}"
+                    assert errorlog.stamp_time(stamp) == errorlog.local_time(naive), stamp
+    finally:
+        monkeypatch.setenv("TZ", "UTC")
+        time.tzset()
+        errorlog._TIMES.clear()
+        errorlog._OFFSETS.clear()

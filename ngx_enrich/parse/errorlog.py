@@ -381,16 +381,37 @@ def _take_errno(msg: str, fields: ErrorFields) -> str:
 _TIMES: Final[dict[str, str]] = {}  # error-log time -> ISO 8601, for the seconds met lately
 
 
+_OFFSETS: Final[dict[str, str | None]] = {}  # `YYYY-MM-DDTHH` -> its local offset, if one
+
+
 def stamp_time(stamp: str) -> str:
     """An error-log time (`2026/04/08 21:07:15`, local, no zone) as ISO 8601 with the local
     offset; kept, since the lines of one second share it."""
     time = _TIMES.get(stamp)
     if time is None:
-        time = local_time(f"{stamp[:4]}-{stamp[5:7]}-{stamp[8:10]}T{stamp[11:]}")
+        hour = f"{stamp[:4]}-{stamp[5:7]}-{stamp[8:10]}T{stamp[11:13]}"
+        offset = _hour_offset(hour) if stamp[14:16] < "60" and stamp[17:19] < "60" else None
+        naive = f"{hour}:{stamp[14:]}"
+        time = local_time(naive) if offset is None else naive + offset
         if len(_TIMES) >= 4096:
             _TIMES.clear()
         _TIMES[stamp] = time
     return time
+
+
+def _hour_offset(hour: str) -> str | None:
+    """The local offset of every second of `hour`, when it has one (None for an hour a
+    change of offset falls in, or that clocks skip); found once per hour."""
+    if hour in _OFFSETS:
+        return _OFFSETS[hour]
+    first, last = hour + ":00:00", hour + ":59:59"
+    start, end = local_time(first), local_time(last)
+    same = start[19:] == end[19:] and start[:19] == first and end[:19] == last
+    offset = start[19:] if same else None
+    if len(_OFFSETS) >= 4096:
+        _OFFSETS.clear()
+    _OFFSETS[hour] = offset
+    return offset
 
 
 def local_time(naive: str) -> str:
