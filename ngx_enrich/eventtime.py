@@ -44,10 +44,10 @@ def iso_ns(text: str) -> int | None:
 
 def own_time_ns(record: dict[str, Any], key: str = "ngx") -> int | None:
     """The enriched record's own time in nanoseconds since the epoch, if it has one."""
-    return _ns_of(_own_value(record, key))
+    return _ns_of(own_value(record, key))
 
 
-def _own_value(record: dict[str, Any], key: str) -> Any:
+def own_value(record: dict[str, Any], key: str) -> Any:
     """The enriched record's `time` as it holds it (in the `ngx` object, or `ngx_time`)."""
     ngx = record.get(key)
     return ngx.get("time") if isinstance(ngx, dict) else record.get(f"{key}_time")
@@ -65,11 +65,10 @@ _MAX_RESTAMPED: Final = 4096
 _restamped: dict[tuple[str, type, object], Any] = {}
 
 
-def restamped(record: dict[str, Any], old: Any, key: str = "ngx") -> Any:
-    """The record's own time in the form of `old` (see `like`); `old` itself when the record
-    has no time of its own. Cached by the own time's text, since records of one second share
-    it."""
-    value = _own_value(record, key)
+def restamped(value: Any, old: Any) -> Any:
+    """A record's own time (`value`, as `own_value` reads it) in the form of `old` (see
+    `like`); `old` itself when the record has no time of its own. Cached by the own time's
+    text, since records of one second share it."""
     if type(value) is not str:
         ns = _ns_of(value)
         return old if ns is None else like(old, ns)
@@ -89,7 +88,7 @@ _NO_TIME: Final = msgpack.ExtType(0, b"")  # stands for "none of its own" in `ow
 
 def own_event_time(record: dict[str, Any], key: str = "ngx") -> msgpack.ExtType | None:
     """The enriched record's own time as forward-protocol EventTime; None if it has none."""
-    stamp = restamped(record, _NO_TIME, key)
+    stamp = restamped(own_value(record, key), _NO_TIME)
     return None if stamp is _NO_TIME else stamp
 
 

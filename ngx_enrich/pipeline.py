@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from orjson import Fragment
 
 from ngx_enrich import catalog, eventtime
 from ngx_enrich.classify import Classifier
@@ -46,7 +47,7 @@ class Options:
     # replaced by the record's own time wherever the line has one.
     time_key: str | None = None
     # The records go to orjson alone (the filter's JSON output): in the default schema the
-    # `ngx` object may be encoded JSON rather than a dict (not where `time_key` reads it).
+    # `ngx` object may be encoded JSON (an `orjson.Fragment`) rather than a dict.
     encoded: bool = False
 
 
@@ -66,6 +67,7 @@ class Enricher:
         self._text_keys = tuple(dict.fromkeys(k for k in fields if k))
         fmt = self.options.access_format
         self._access_format = compile_log_format(*fmt) if fmt else None
+        self._encoded_time: Any = None  # the `time` of the last object encoded, for `time_key`
 
     def enrich_line(self, line: str, parse_error: str | None = None) -> dict[str, Any]:
         """Enrich one text line (a raw Nginx line or a JSON object)."""
@@ -96,26 +98,25 @@ class Enricher:
     def _record(self, record: dict[str, Any], parse_error: str | None = None,
                 mine: bool = False) -> dict[str, Any]:
         """`mine`: `record` is this enricher's to change (else the output is a copy)."""
+        out = self._fields_of(record if mine else dict(record), parse_error)
         key = self.options.time_key
-        restamp = key is not None and (key in record or key == self.options.key)
-        out = self._fields_of(record if mine else dict(record), parse_error, not restamp)
         if key is not None and key in out:
-            out[key] = eventtime.restamped(out, out[key], self.options.key)
+            encoded = type(out.get(self.options.key)) is Fragment
+            own = self._encoded_time if encoded else eventtime.own_value(out, self.options.key)
+            out[key] = eventtime.restamped(own, out[key])
         return out
 
-    def _fields_of(self, record: dict[str, Any], parse_error: str | None, encode: bool
-                   ) -> dict[str, Any]:
-        """`encode`: the `ngx` object may be encoded (see `Options.encoded`)."""
+    def _fields_of(self, record: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
         for key in self._text_keys:
             text = record.get(key)
             if isinstance(text, str):
                 outer = record_wrapper(record) if key == "log" else None
-                return self._text(text.rstrip("\r\n"), record, parse_error, outer, encode)
+                return self._text(text.rstrip("\r\n"), record, parse_error, outer)
         fields = parse_json_record(record)
         if fields is not None:
             if parse_error:
                 fields["parse_error"] = parse_error
-            return self._access(record, fields, encode)
+            return self._access(record, fields)
         return self._other(record, parse_error or "no Nginx line in record")
 
     def enrich_value(self, value: Any, parse_error: str | None = None) -> dict[str, Any]:
@@ -135,7 +136,7 @@ class Enricher:
         return Joiner(functools.partial(continues, starts=self.starts_record), opens_record)
 
     def _text(self, text: str, base: dict[str, Any], parse_error: str | None,
-              outer: dict[str, Any] | None = None, encode: bool = True) -> dict[str, Any]:
+              outer: dict[str, Any] | None = None) -> dict[str, Any]:
         """`outer`: what the record around the text says of its wrapper."""
         if not text:
             return self._other(base, "empty line")
@@ -144,7 +145,7 @@ class Enricher:
         if text[:1] == "{":  # an `escape=json` access line inside `log`
             json_fields = parse_json_text(text)
             if json_fields is not None:
-                return self._access(base, json_fields, encode)
+                return self._access(base, json_fields)
         inner, wrapper = unwrap(text)
         wrapper = combine(outer, wrapper)
         added: ErrorFields = {}  # what the pipeline knows of the line, last in the record
@@ -154,9 +155,10 @@ class Enricher:
             added["wrapper"] = wrapper
         read = read_line(inner) if inner[4:5] == "/" else None
         if read is not None:  # the usual error line: see `recurring`
-            if encode and self.shaper.encoded and not added:
+            if self.shaper.encoded and not added:
                 encoded = self.recurring.encoded(*read)
                 if encoded is not None:
+                    self._encoded_time = read[0].get("time")
                     return self.shaper.record(base, encoded)
             return self.shaper.record(base, self.recurring.facts(*read, added))
         parsed = parse_text(inner, self._access_format)
@@ -164,19 +166,19 @@ class Enricher:
             return self._other(base, parse_error or "not an Nginx log line", wrapper)
         if isinstance(parsed, ParsedAccess):
             parsed.fields.update(added)
-            return self._access(base, parsed.fields, encode)
+            return self._access(base, parsed.fields)
         error = parsed.fields
         verdict = self.classifier.error(error)  # what its rule extracts comes before `added`
         error.update(added)
         return self.shaper.record(base, self.shaper.facts("error", error, verdict))
 
-    def _access(self, base: dict[str, Any], fields: AccessFields, encode: bool = True
-                ) -> dict[str, Any]:
+    def _access(self, base: dict[str, Any], fields: AccessFields) -> dict[str, Any]:
         status = fields.get("status")
         verdict = self.classifier.status(status) if isinstance(status, int) else None
-        if verdict is not None and encode and self.shaper.encoded:
+        if verdict is not None and self.shaper.encoded:
             encoded = self.shaper.encoded_facts("access", fields, verdict)
             if encoded is not None:
+                self._encoded_time = fields.get("time")
                 return self.shaper.record(base, encoded)
         return self.shaper.record(base, self.shaper.facts("access", fields, verdict))
 

@@ -9,7 +9,7 @@ Values that are not text (numbers, booleans, nil, ext types) stay as they are.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 
 def _decode(raw: bytes) -> tuple[str, bool]:
@@ -24,7 +24,7 @@ def _has_bytes(value: Any) -> bool:
     if kind is bytes:
         return True
     if kind is dict:
-        for key, item in value.items():
+        for key, item in cast(dict[Any, Any], value).items():
             if type(key) is bytes:
                 return True
             inner = type(item)
@@ -34,7 +34,7 @@ def _has_bytes(value: Any) -> bool:
                 return True
         return False
     if kind is list:
-        return any(_has_bytes(v) for v in value)
+        return any(_has_bytes(v) for v in cast(list[Any], value))
     return False
 
 
@@ -42,15 +42,17 @@ _KEYS: dict[bytes, str] = {}  # keys recur in every record: decoded once
 
 
 def _convert(value: Any, bad: list[bool]) -> Any:
+    # `cast` after the exact type test: msgpack gives plain bytes, dicts and lists, and the
+    # compiled module then uses its own dict iteration and bytes decoding
     kind = type(value)
     if kind is bytes:
-        text, broken = _decode(value)
+        text, broken = _decode(cast(bytes, value))
         if broken:
             bad.append(True)
         return text
     if kind is dict:
         out = {}
-        for key, item in value.items():
+        for key, item in cast(dict[Any, Any], value).items():
             if type(key) is bytes:
                 known = _KEYS.get(key)
                 if known is None:
@@ -62,17 +64,15 @@ def _convert(value: Any, bad: list[bool]) -> Any:
                 key = known
             inner = type(item)
             if inner is bytes:
-                try:
-                    item = item.decode("utf-8")
-                except UnicodeDecodeError:
-                    item = item.decode("utf-8", "backslashreplace")
+                item, broken = _decode(cast(bytes, item))
+                if broken:
                     bad.append(True)
             elif inner is dict or inner is list:
                 item = _convert(item, bad)
             out[key] = item
         return out
     if kind is list:
-        return [_convert(v, bad) for v in value]
+        return [_convert(v, bad) for v in cast(list[Any], value)]
     return value
 
 

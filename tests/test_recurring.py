@@ -206,10 +206,17 @@ def test_encoded_access_records_are_the_built_ones(lang: str) -> None:
     assert kinds == {dict, orjson.Fragment}
 
 
-def test_a_record_whose_time_key_is_restamped_keeps_its_object() -> None:
+def test_an_encoded_record_is_restamped_from_its_own_time() -> None:
+    built = Enricher(Options(time_key="time"))
     e = Enricher(Options(encoded=True, time_key="time"))
     line = "2026/04/08 21:07:15 [error] 7#7: *3 access forbidden by rule, client: 192.0.2.1, " \
         "server: s"
-    stamped = e.enrich_record({"log": line, "time": 1})
-    assert type(stamped["ngx"]) is dict and stamped["time"] != 1
-    assert type(e.enrich_record({"log": line})["ngx"]) is orjson.Fragment
+    access = '192.0.2.1 - - [08/Apr/2026:21:07:15 +0800] "GET / HTTP/1.1" 200 5 "-" "curl/8"'
+    for text in (line, access, "not a line"):
+        for when in (1, 1.5, "2026-04-08T00:00:00.000000000+0000"):
+            stamped = e.enrich_record({"log": text, "time": when})
+            want = built.enrich_record({"log": text, "time": when})
+            assert (type(stamped["ngx"]) is orjson.Fragment) == (text != "not a line")
+            assert stamped["time"] == want["time"]
+            assert (want["time"] != when) == (text != "not a line")
+            assert encode.encode_json(stamped) == encode.encode_json(want)
