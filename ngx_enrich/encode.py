@@ -3,7 +3,9 @@
 Bytes become text (bad UTF-8 as U+FFFD), msgpack EventTime becomes RFC 3339 UTC with
 nanoseconds, integers outside 64 bits and other objects become strings, lone surrogates are
 replaced, and non-string keys are written as strings. `Packer` writes msgpack, restoring the
-bytes of text that was decoded with surrogate escapes.
+bytes of text that was decoded with surrogate escapes: ormsgpack packs what it packs as
+msgpack does (str, bin, numbers, maps and arrays with string keys, ext types), about twice as
+fast; msgpack packs the rest.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ from typing import Any, Final
 
 import msgpack
 import orjson
+import ormsgpack
 from orjson import dumps
 
 from ngx_enrich.eventtime import NS, utc_text
 
 _OPTIONS: Final = orjson.OPT_NON_STR_KEYS
+# Types ormsgpack would write its own way are handed to `_ext`, which leaves them to msgpack.
+_FAST: Final = (ormsgpack.OPT_PASSTHROUGH_BIG_INT | ormsgpack.OPT_PASSTHROUGH_DATACLASS
+                | ormsgpack.OPT_PASSTHROUGH_DATETIME | ormsgpack.OPT_PASSTHROUGH_ENUM
+                | ormsgpack.OPT_PASSTHROUGH_SUBCLASS | ormsgpack.OPT_PASSTHROUGH_UUID)
 _LINE: Final = _OPTIONS | orjson.OPT_APPEND_NEWLINE
 
 
@@ -74,8 +81,9 @@ def json_lines(records: list[Any]) -> bytes:
 
 class Packer:
     """msgpack for records whose text may hold surrogate escapes (bytes that were not UTF-8,
-    kept as they came): msgpack's own UTF-8 encoder first, which refuses surrogates and is
-    about twice as fast, then the escaping one for what it refused."""
+    kept as they came): ormsgpack first; for what it refuses, msgpack's own UTF-8 encoder,
+    which refuses surrogates and is about twice as fast as the escaping one, then that one.
+    Each writes what it writes the same bytes."""
 
     __slots__ = ("_escaped", "_plain")
 
@@ -86,7 +94,18 @@ class Packer:
 
     def pack(self, obj: Any) -> bytes:
         try:
+            return ormsgpack.packb(obj, default=_ext, option=_FAST)
+        except (TypeError, ValueError, OverflowError):  # surrogates, big ints, other types
+            pass
+        try:
             data: bytes = self._plain(obj)
         except UnicodeEncodeError:  # the packer's buffer is emptied on errors
             data = self._escaped(obj)
         return data
+
+
+def _ext(obj: Any) -> Any:
+    """ormsgpack's `default`: msgpack's ext type as ormsgpack's, nothing else."""
+    if type(obj) is msgpack.ExtType:
+        return ormsgpack.Ext(obj.code, obj.data)
+    raise TypeError(type(obj).__name__)

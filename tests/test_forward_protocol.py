@@ -9,6 +9,7 @@ import struct
 from typing import Any
 
 import msgpack
+import ormsgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -390,3 +391,38 @@ def test_entry_pieces_split_at_entry_boundaries(sizes: list[int], limit: int) ->
         assert len(payload) <= limit or count == 1
         entries = list(msgpack.Unpacker(io.BytesIO(payload), raw=False))
         assert len(entries) == count
+
+
+def _msgpack_reference(obj: object) -> bytes:
+    """What msgpack itself writes (escaping surrogates back to their bytes)."""
+    return msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape",
+                          default=protocol._pack_default).pack(obj)
+
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=True),
+    st.text(max_size=40), st.text(st.characters(min_codepoint=0xDC80, max_codepoint=0xDCFF)),
+    st.binary(max_size=40), st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=20)),
+    st.sampled_from(["x" * 40, "y" * 300, "é" * 70_000]))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=20), st.tuples(inner, inner),
+    st.dictionaries(st.one_of(st.text(max_size=8), st.integers(0, 9)), inner, max_size=20)),
+    max_leaves=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_VALUES)
+def test_packed_bytes_are_msgpack_s_whichever_packer_wrote_them(value: object) -> None:
+    # ormsgpack writes what it can, msgpack the rest: the bytes must be msgpack's own
+    assert protocol.pack(value) == _msgpack_reference(value)
+
+
+def test_an_enriched_record_is_packed_by_the_fast_packer() -> None:
+    from ngx_enrich import encode
+    from ngx_enrich.pipeline import Enricher
+
+    record = Enricher().enrich_value(
+        {b"message": b"2026/04/08 21:07:15 [error] 7#7: *3 access forbidden by rule, client: "
+                     b"192.0.2.1, server: s", b"time": msgpack.ExtType(0, bytes(8))})
+    fast = ormsgpack.packb(record, default=encode._ext, option=encode._FAST)
+    assert fast == encode.Packer().pack(record) == _msgpack_reference(record)
