@@ -168,7 +168,9 @@ class Shaper:
             base[self.key] = ngx
             return base
         if self.schema == "flat":
-            base.update(zip(map(self._flat_names.__getitem__, ngx), ngx.values(), strict=True))
+            names = self._flat_names
+            for name, value in ngx.items():
+                base[names[name]] = value
             return base
         return self._ecs(base, ngx)
 
