@@ -78,15 +78,22 @@ def _readable(fd: int, timeout: float) -> bool:
 def decode(block: bytes) -> list[Line]:
     """Split a block of complete lines; bad UTF-8 is kept as \\xNN and flagged."""
     try:
-        return [(_chomp(line), None) for line in block.decode("utf-8").split("\n")]
+        text = block.decode("utf-8")
     except UnicodeDecodeError:
-        out: list[Line] = []
-        for raw in block.split(b"\n"):
-            try:
-                out.append((_chomp(raw.decode("utf-8")), None))
-            except UnicodeDecodeError:
-                out.append((_chomp(raw.decode("utf-8", "backslashreplace")), BAD_UTF8))
-        return out
+        return _decode_by_line(block)
+    if "\r" not in text:  # no line ends in CR: none to chomp
+        return [(line, None) for line in text.split("\n")]
+    return [(_chomp(line), None) for line in text.split("\n")]
+
+
+def _decode_by_line(block: bytes) -> list[Line]:
+    out: list[Line] = []
+    for raw in block.split(b"\n"):
+        try:
+            out.append((_chomp(raw.decode("utf-8")), None))
+        except UnicodeDecodeError:
+            out.append((_chomp(raw.decode("utf-8", "backslashreplace")), BAD_UTF8))
+    return out
 
 
 def _chomp(line: str) -> str:

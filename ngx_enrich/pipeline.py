@@ -156,11 +156,11 @@ class Enricher:
         read = read_line(inner) if inner[4:5] == "/" else None
         if read is not None:  # the usual error line: see `recurring`
             if self.shaper.encoded and not added:
-                encoded = self.recurring.encoded(*read)
+                encoded = self.recurring.encoded(read[0], read[1])
                 if encoded is not None:
                     self._encoded_time = read[0].get("time")
                     return self.shaper.record(base, encoded)
-            return self.shaper.record(base, self.recurring.facts(*read, added))
+            return self.shaper.record(base, self.recurring.facts(read[0], read[1], added))
         parsed = parse_text(inner, self._access_format)
         if parsed is None:
             return self._other(base, parse_error or "not an Nginx log line", wrapper)

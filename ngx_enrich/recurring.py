@@ -20,7 +20,7 @@ from ngx_enrich.catalog import Template
 from ngx_enrich.classify import Classifier
 from ngx_enrich.fields import TEMPLATE_ONLY
 from ngx_enrich.parse.dispatch import stage
-from ngx_enrich.parse.errorlog import LINE_KEYS, message_parts
+from ngx_enrich.parse.errorlog import LINE_KEYS, split_parts
 from ngx_enrich.record import ErrorFields
 from ngx_enrich.shape import Shaper, members
 
@@ -95,7 +95,7 @@ class Recurring:
         return known
 
     def _learn(self, level: str, message: str) -> Known:
-        parts = message_parts(message)
+        parts = split_parts(message)  # not `message_parts`: kept here, with the rest
         fields: ErrorFields = {"level": level, "message": message, **parts}
         fields["stage"] = stage(fields)
         verdict = self._classifier.verdict(fields)

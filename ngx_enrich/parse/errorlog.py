@@ -204,13 +204,18 @@ def _add_message(fields: ErrorFields, message: str) -> None:
     fields.update(message_parts(message))
 
 
+def split_parts(message: str) -> ErrorFields:
+    """The parts of a message, worked out afresh (`message_parts` keeps them)."""
+    parts: ErrorFields = {}
+    _split_parts(message, parts)
+    return parts
+
+
 @lru_cache(maxsize=16384)
 def message_parts(message: str) -> ErrorFields:
     """The parts of a message; cached (do not change the result), since the same message
     recurs with other tails."""
-    parts: ErrorFields = {}
-    _split_parts(message, parts)
-    return parts
+    return split_parts(message)
 
 
 def _split_tail(rest: str, fields: ErrorFields) -> int:
