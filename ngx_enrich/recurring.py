@@ -22,7 +22,7 @@ from ngx_enrich.fields import TEMPLATE_ONLY
 from ngx_enrich.parse.dispatch import stage
 from ngx_enrich.parse.errorlog import LINE_KEYS, split_parts
 from ngx_enrich.record import ErrorFields
-from ngx_enrich.shape import Shaper, members
+from ngx_enrich.shape import Shaper, explanation_member, members
 
 MAX_KNOWN: Final = 4096  # per generation
 # Names an explanation may use whose value differs from line to line.
@@ -84,8 +84,7 @@ class Recurring:
         if known.template is None:
             return Fragment(b"".join((head, values[1:-1], tail)))
         text = known.template.render({**line, **known.values})
-        return Fragment(b"".join((head, self._shaper.explanation_member(text), values[1:-1],
-                                  tail)))
+        return Fragment(b"".join((head, explanation_member(text), values[1:-1], tail)))
 
     def _known_for(self, level: str, message: str) -> Known:
         known = self._known.get((level, message))

@@ -95,11 +95,12 @@ class Shaper:
             done = self._heads[key] = b"{" + members(self.fragment(kind, verdict)) + b","
         return done
 
-    def explanation_member(self, text: str) -> bytes:
-        """`"explanation":"..."`, kept per text (a handful of texts make most of a log)."""
+    def _explanation_kept(self, text: str) -> bytes:
+        """`explanation_member`, kept per text (a handful of texts make most of an access
+        log)."""
         done = self._explained.get(text)
         if done is None:
-            done = b'"explanation":' + dumps(text) + b","
+            done = explanation_member(text)
             if len(self._explained) >= _MAX_NAMES:
                 self._explained.clear()
             self._explained[text] = done
@@ -141,7 +142,7 @@ class Shaper:
         if "explanation" in self.fragment(kind, verdict):
             return Fragment(head + rest)
         text = self._explain(self.template(verdict), fields)
-        return Fragment(b"".join((head, self.explanation_member(text), rest)))
+        return Fragment(b"".join((head, self._explanation_kept(text), rest)))
 
     def _explain(self, template: Template, fields: Mapping[str, Any]) -> str:
         """The explanation for `fields`; kept per value for a text that names one field
@@ -219,3 +220,8 @@ class Shaper:
 def members(obj: Mapping[str, Any]) -> bytes:
     """An object's members as encoded JSON, without the braces (empty for no members)."""
     return dumps(obj)[1:-1]
+
+
+def explanation_member(text: str) -> bytes:
+    """`"explanation":"...",` (the comma included: members follow it)."""
+    return b'"explanation":' + dumps(text) + b","

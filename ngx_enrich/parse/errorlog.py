@@ -56,8 +56,8 @@ _PLAIN: Final[tuple[tuple[str, TailKey], ...]] = (
     (", client: ", "client"),
 )
 # The usual HTTP tail: `, client: C, server: S` and then the quoted labels in this order, each
-# optional, with no quote or comma in C, no quote in S. Read with `find` and `startswith` (a
-# regex costs more on the long quoted values); any other tail (quotes inside a request, stream,
+# optional, with no quote or comma in C, no quote in S. Read with `find` (a regex costs more
+# on the long quoted values); any other tail (quotes inside a request, stream,
 # mail, OCSP, resolver tails, cut lines) is read label by label from the right.
 _HTTP_QUOTED: Final[tuple[tuple[str, TailKey], ...]] = (
     (', request: "', "request"),
