@@ -19,6 +19,7 @@ COMPILED = [
     "ngx_enrich/classify.py",
     "ngx_enrich/encode.py",
     "ngx_enrich/eventtime.py",
+    "ngx_enrich/forward/events.py",
     "ngx_enrich/forward/protocol.py",
     "ngx_enrich/io.py",
     "ngx_enrich/parse/accesslog.py",

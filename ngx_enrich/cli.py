@@ -339,7 +339,7 @@ def run_rules(args: argparse.Namespace, env: Env) -> int:
 def run_serve(args: argparse.Namespace, env: Env) -> int:
     from ngx_enrich.forward import command
 
-    return command.run(args, make_enricher(args))
+    return command.run(args, make_enricher(args, encoded=command.writes_json(args)))
 
 
 def run_follow(args: argparse.Namespace, env: Env) -> int:

@@ -88,7 +88,12 @@ _NO_TIME: Final = msgpack.ExtType(0, b"")  # stands for "none of its own" in `ow
 
 def own_event_time(record: dict[str, Any], key: str = "ngx") -> msgpack.ExtType | None:
     """The enriched record's own time as forward-protocol EventTime; None if it has none."""
-    stamp = restamped(own_value(record, key), _NO_TIME)
+    return event_time_of(own_value(record, key))
+
+
+def event_time_of(value: Any) -> msgpack.ExtType | None:
+    """A record's own time (as `own_value` reads it) as EventTime; None if it is none."""
+    stamp = restamped(value, _NO_TIME)
     return None if stamp is _NO_TIME else stamp
 
 

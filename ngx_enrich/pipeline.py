@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import msgpack
 import orjson
 from orjson import Fragment
 
@@ -67,7 +68,7 @@ class Enricher:
         self._text_keys = tuple(dict.fromkeys(k for k in fields if k))
         fmt = self.options.access_format
         self._access_format = compile_log_format(*fmt) if fmt else None
-        self._encoded_time: Any = None  # the `time` of the last object encoded, for `time_key`
+        self._encoded_time: Any = None  # the `time` of the last object encoded (`own_value`)
 
     def enrich_line(self, line: str, parse_error: str | None = None) -> dict[str, Any]:
         """Enrich one text line (a raw Nginx line or a JSON object)."""
@@ -101,10 +102,20 @@ class Enricher:
         out = self._fields_of(record if mine else dict(record), parse_error)
         key = self.options.time_key
         if key is not None and key in out:
-            encoded = type(out.get(self.options.key)) is Fragment
-            own = self._encoded_time if encoded else eventtime.own_value(out, self.options.key)
-            out[key] = eventtime.restamped(own, out[key])
+            out[key] = eventtime.restamped(self.own_value(out), out[key])
         return out
+
+    def own_value(self, record: dict[str, Any]) -> Any:
+        """The `time` an enriched record holds (see `eventtime.own_value`), for the record
+        this enricher made last where its object is encoded JSON."""
+        key = self.options.key
+        if type(record.get(key)) is Fragment:
+            return self._encoded_time
+        return eventtime.own_value(record, key)
+
+    def own_event_time(self, record: dict[str, Any]) -> msgpack.ExtType | None:
+        """`eventtime.own_event_time` of the record this enricher made last."""
+        return eventtime.event_time_of(self.own_value(record))
 
     def _fields_of(self, record: dict[str, Any], parse_error: str | None) -> dict[str, Any]:
         for key in self._text_keys:

@@ -1095,3 +1095,53 @@ def test_a_large_enriched_chunk_goes_on_in_pieces(receiver: Receiver) -> None:
     assert len(receiver.frames) > 5
     assert all(len(frame[1]) <= 20_000 for frame in receiver.frames)
     assert sum(frame[2]["size"] for frame in receiver.frames) == 200
+
+
+def _served(tmp_path: Path, enricher: Enricher, frame: bytes, chunk: str) -> bytes:
+    out = tmp_path / f"encoded-{enricher.options.encoded}.jsonl"
+    server = ForwardServer(enricher.enrich_record, FileSink(str(out)),
+                           own_time=enricher.own_event_time)
+    serve = Serve(server.sink)
+    serve.server = server
+    with serve:
+        sender = Sender(serve.port)
+        sender.send(frame)
+        assert sender.reply() == {"ack": chunk}
+        sender.close()
+    return out.read_bytes()
+
+
+def test_records_written_as_encoded_json_are_the_built_ones(tmp_path: Path) -> None:
+    # With JSON lines out and no metrics, `serve` has its records' objects encoded once
+    # (`writes_json`); the lines, event times included, are those of built records.
+    sys.path.insert(0, str(ROOT / "tests" / "bench"))
+    from inputs import Lines
+
+    lines = [*Lines("error").take(1500), *Lines("access").take(1500), "not nginx", ""]
+    times = [et(1800000000, n) if n % 3 else 1800000000 + n for n in range(len(lines))]
+    events = [(t, {"log": line, "source": "stdout"}) for t, line in zip(times, lines, strict=True)]
+    events.append((et(1800000000, 0), {"log": ERROR_LINE, "ngx": "theirs"}))
+    frame = packed("nginx", events, "c1")
+    encoded = Enricher(Options(encoded=True))
+    got = _served(tmp_path, encoded, frame, "c1")
+    want = _served(tmp_path, Enricher(Options()), frame, "c1")
+    assert got == want
+    assert got.count(b"\n") == len(events)
+    stamps = [line["time"] for line in read_jsonl(tmp_path / "encoded-True.jsonl")]
+    assert sum(t.startswith("2026-04-08T21:") for t in stamps) == 3000  # the lines' own times
+    assert [t[:4] for t in stamps[3000:]] == ["2027", "2027", "2024"]
+    # and the encoded path was the one taken
+    assert type(encoded.enrich_record({"log": ERROR_LINE})["ngx"]) is orjson.Fragment
+
+
+@pytest.mark.parametrize(("argv", "encoded"), [
+    ([], True), (["--to", "file:/tmp/x.jsonl"], True), (["--to", "-"], True),
+    (["--to", "forward://127.0.0.1:24224"], False), (["--to", "fluent://127.0.0.1:24224"], False),
+    (["--metrics", "127.0.0.1:0"], False)])
+def test_only_json_lines_without_metrics_take_encoded_records(argv: list[str],
+                                                              encoded: bool) -> None:
+    from ngx_enrich.cli import COMMANDS
+    from ngx_enrich.forward import command
+
+    args = COMMANDS["serve"][0]().parse_args(argv)
+    assert command.writes_json(args) is encoded

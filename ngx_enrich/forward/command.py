@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import logging
 import os
 import signal
@@ -14,7 +13,6 @@ import threading
 from typing import TYPE_CHECKING
 
 from ngx_enrich import argtypes, metrics
-from ngx_enrich.eventtime import own_event_time
 from ngx_enrich.forward import protocol
 from ngx_enrich.forward.server import ForwardServer, Settings
 from ngx_enrich.forward.sinks import Sink, host_port, make_sink
@@ -131,6 +129,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     metrics.add_argument(parser.add_argument_group("monitoring"))
 
 
+def writes_json(args: argparse.Namespace) -> bool:
+    """Whether the events go to JSON lines and nothing else reads their records (no
+    `--metrics`): then the enricher may hand records on with their objects as encoded JSON."""
+    dest = args.to
+    return args.metrics is None and (dest in ("stdout", "-") or dest.startswith("file:"))
+
+
 def run(args: argparse.Namespace, enricher: Enricher) -> int:
     """Serve until SIGTERM or SIGINT, then drain; return the exit status."""
     _setup_logging()
@@ -188,9 +193,7 @@ def _build(
         tls_insecure=args.to_tls_insecure,
         metrics=meter,
     )
-    own_time = None
-    if args.event_time == "line":
-        own_time = functools.partial(own_event_time, key=enricher.options.key)
+    own_time = enricher.own_event_time if args.event_time == "line" else None
     server = ForwardServer(
         enricher.enrich_record, sink, settings, ssl_context=context, own_time=own_time,
         metrics=meter,

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias, cast
 
 import msgpack
 
@@ -35,6 +35,7 @@ Record: TypeAlias = dict[str, Any]
 
 _SURROGATE = "surrogateescape"
 _EVENT_TIME_STRUCT = struct.Struct(">II")
+_MAX_FORMATTED: Final = 4096
 
 
 class ProtocolError(ValueError):
@@ -72,7 +73,16 @@ def unpacker(limits: Limits, size: int | None = None) -> msgpack.Unpacker:
         max_array_len=size,
         max_map_len=min(limits.max_map_len, size),
         max_ext_len=1024,
+        ext_hook=_ext_type,
     )
+
+
+def _ext_type(code: int, data: bytes) -> msgpack.ExtType:
+    """`msgpack.ExtType(code, data)` without the checks of its Python constructor for the
+    values the unpacker hands over (an ext code of 0 to 127 with its bytes)."""
+    if 0 <= code <= 127:
+        return cast(msgpack.ExtType, tuple.__new__(msgpack.ExtType, (code, data)))
+    return msgpack.ExtType(code, data)
 
 
 # -- times -------------------------------------------------------------------------------------
@@ -106,15 +116,26 @@ def time_ns(value: Time) -> int:
 
 
 class TimeFormatter:
-    """Formats event times as RFC 3339 UTC strings with nanoseconds, caching the second."""
+    """Formats event times as RFC 3339 UTC strings with nanoseconds, caching the second and
+    the last times met (events of one second often share their time)."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_done", "_prefix", "_second")
 
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._done: dict[Time, str] = {}
 
     def __call__(self, value: Time) -> str:
+        text = self._done.get(value)
+        if text is None:
+            text = self._format(value)
+            if len(self._done) >= _MAX_FORMATTED:
+                self._done.clear()
+            self._done[value] = text
+        return text
+
+    def _format(self, value: Time) -> str:
         seconds, nanos = divmod(time_ns(value), 1_000_000_000)
         if seconds != self._second:
             stamp = datetime.fromtimestamp(seconds, UTC)

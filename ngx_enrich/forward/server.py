@@ -15,11 +15,11 @@ import socket
 import ssl
 import stat
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ngx_enrich.forward import protocol
+from ngx_enrich.forward.events import Enrich, OwnTime, enrich_into
 from ngx_enrich.forward.sinks import Batch, DeliveryError, Sink, host_port
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ log = logging.getLogger("ngx_enrich.forward")
 READ_SIZE = 1 << 16
 YIELD_EVERY = 2000
 
-Enrich = Callable[[dict[str, Any]], dict[str, Any]]
-OwnTime = Callable[[dict[str, Any]], "protocol.Time | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,31 +301,23 @@ class ForwardServer:
     ) -> None:
         """Enrich the request's events into `batch`; with `views`, also collect what the
         metrics count and time the enrichment (without the pauses for other connections)."""
-        enrich, add, own_time = self.enrich, batch.add, self.own_time
         limits = self.settings.limits
         view = self.metrics.view if self.metrics is not None else None
+        events = request.events(limits)
         spent, start = 0.0, time.perf_counter()
-        for n, (etime, record) in enumerate(request.events(limits), 1):
-            try:
-                record = enrich(record)
-                if own_time is not None:
-                    stamp = own_time(record)
-                    if stamp is not None:
-                        etime = stamp
-            except Exception as exc:  # pass the record on unenriched rather than lose it
-                self._enrich_failures += 1
-                failures = self._enrich_failures
-                if failures == 1 or failures % 10_000 == 0:
-                    log.warning("enrichment failed %d time(s): %s", failures, _why(exc))
-            add(etime, record)
-            if views is not None and view is not None:
-                views.append(view(record))
-            if n % YIELD_EVERY == 0:
-                spent += time.perf_counter() - start
-                await asyncio.sleep(0)  # let other connections progress
-                start = time.perf_counter()
+        while enrich_into(events, YIELD_EVERY, self.enrich, batch.add, self.own_time,
+                          self._enrich_failed, view, views) == YIELD_EVERY:
+            spent += time.perf_counter() - start
+            await asyncio.sleep(0)  # let other connections progress
+            start = time.perf_counter()
         if views is not None and self.metrics is not None:
             self.metrics.enrich_time(spent + time.perf_counter() - start)
+
+    def _enrich_failed(self, exc: Exception) -> None:
+        self._enrich_failures += 1
+        failures = self._enrich_failures
+        if failures == 1 or failures % 10_000 == 0:
+            log.warning("enrichment failed %d time(s): %s", failures, _why(exc))
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
