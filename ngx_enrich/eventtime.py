@@ -62,7 +62,9 @@ def _ns_of(value: Any) -> int | None:
 
 
 _MAX_RESTAMPED: Final = 4096
-_restamped: dict[tuple[str, type, object], Any] = {}
+# (own time's text, type of the old value) -> (restamped or None, the zone it was read in:
+# None where the text names its offset, or is no time, so the zone does not matter)
+_restamped: dict[tuple[str, type], tuple[Any, object]] = {}
 
 
 def restamped(value: Any, old: Any) -> Any:
@@ -72,15 +74,24 @@ def restamped(value: Any, old: Any) -> Any:
     if type(value) is not str:
         ns = _ns_of(value)
         return old if ns is None else like(old, ns)
-    memo = (value, type(old), _zone())
-    new = _restamped.get(memo, _restamped)
-    if new is _restamped:
-        ns = _iso_ns(value, memo[2])
-        new = None if ns is None else like(old, ns)
+    memo = (value, type(old))
+    done = _restamped.get(memo)
+    if done is None or (done[1] is not None and done[1] != _zone()):
+        zone = _zone()
+        ns = _iso_ns(value, zone)
+        done = (None if ns is None else like(old, ns), zone if _naive(value) else None)
         if len(_restamped) >= _MAX_RESTAMPED:
             _restamped.clear()
-        _restamped[memo] = new
-    return old if new is None else new
+        _restamped[memo] = done
+    return old if done[0] is None else done[0]
+
+
+def _naive(text: str) -> bool:
+    """Whether `text` is an ISO 8601 time without an offset (read in the local zone)."""
+    try:
+        return datetime.fromisoformat(text).tzinfo is None
+    except ValueError:
+        return False
 
 
 _NO_TIME: Final = msgpack.ExtType(0, b"")  # stands for "none of its own" in `own_event_time`
