@@ -171,6 +171,8 @@ class Enricher:
                 if encoded is not None:
                     self._encoded_time = read[0].get("time")
                     return self.shaper.record(base, encoded)
+            if self.shaper.schema == "flat":
+                return self.recurring.flat_record(base, read[0], read[1], added)
             return self.shaper.record(base, self.recurring.facts(read[0], read[1], added))
         parsed = parse_text(inner, self._access_format)
         if parsed is None:

@@ -32,7 +32,7 @@ _PER_LINE: Final = (LINE_KEYS - {"level"}) | {"parse_error", "wrapper"}
 class Known:
     """What one (level, message) decides."""
 
-    __slots__ = ("encoded", "first", "last", "template", "values")
+    __slots__ = ("encoded", "first", "flat", "last", "template", "values")
 
     def __init__(self, first: dict[str, Any], last: dict[str, Any], values: ErrorFields,
                  template: Template | None) -> None:
@@ -43,6 +43,8 @@ class Known:
         # `first` and `last` encoded as the start and the end of an object, when the line's
         # keys cannot meet theirs
         self.encoded: tuple[bytes, bytes] | None = None
+        # `first` and `last` with their `flat` schema names, made on first need
+        self.flat: tuple[dict[str, Any], dict[str, Any]] | None = None
 
 
 class Recurring:
@@ -69,6 +71,27 @@ class Recurring:
         if added:
             ngx.update(added)
         return ngx
+
+    def flat_record(self, base: dict[str, Any], line: ErrorFields, message: str,
+                    added: ErrorFields | None = None) -> dict[str, Any]:
+        """`base` with the members `facts` gives, under their `flat` schema names (for a
+        shaper of that schema), added in the order and with the values `Shaper.record` gives
+        them."""
+        known = self._known_for(line.get("level", ""), message)
+        names = self._shaper.flat_names
+        flat = known.flat
+        if flat is None:
+            flat = known.flat = ({names[k]: v for k, v in known.first.items()},
+                                 {names[k]: v for k, v in known.last.items()})
+        base.update(flat[0])
+        if known.template is not None:
+            text = known.template.render({**line, **known.values, **(added or {})})
+            base[names["explanation"]] = text
+        base.update({names[k]: v for k, v in line.items()})
+        base.update(flat[1])
+        if added:
+            base.update({names[k]: v for k, v in added.items()})
+        return base
 
     def encoded(self, line: ErrorFields, message: str) -> Fragment | None:
         """`facts` (with nothing added) as encoded JSON, for a shaper with `encoded`; None

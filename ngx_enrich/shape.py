@@ -61,7 +61,7 @@ class Shaper:
         self.encoded = encoded and schema == "default"
         self._heads: dict[tuple[str, int], bytes] = {}
         self._explained: dict[str, bytes] = {}
-        self._flat_names = _FlatNames(key)
+        self.flat_names = _FlatNames(key)  # field -> its `flat` name
         self._rendered: dict[tuple[int, int | str], str] = {}
 
     def fragment(self, kind: str, verdict: Verdict) -> dict[str, Any]:
@@ -169,7 +169,7 @@ class Shaper:
             base[self.key] = ngx
             return base
         if self.schema == "flat":
-            names = self._flat_names
+            names = self.flat_names
             for name, value in ngx.items():
                 base[names[name]] = value
             return base

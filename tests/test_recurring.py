@@ -91,6 +91,11 @@ def test_what_the_pipeline_adds_comes_last_on_both_paths() -> None:
     assert keys[-2:] == ["parse_error", "wrapper"]
     assert keys.index("stage") < keys.index("excess") < keys.index("parse_error")
     assert ngx["zone"] == "api" and ngx["wrapper"]["service"] == "web_1"
+    flat = Enricher(Options(schema="flat", key="nginx"))  # laid out from what the message decided
+    for _ in range(2):
+        _same(flat, line, "invalid UTF-8 (bytes shown as \\xNN)")
+    keys = list(flat.enrich_line(line, "invalid UTF-8 (bytes shown as \\xNN)"))
+    assert keys[0] == "log" and keys[-2:] == ["nginx_parse_error", "nginx_wrapper"]
 
 
 USER_RULE = '''
