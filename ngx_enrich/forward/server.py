@@ -31,7 +31,6 @@ READ_SIZE = 1 << 16
 YIELD_EVERY = 2000
 
 
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     """How the listener behaves."""
