@@ -46,6 +46,11 @@ class Known:
         # `first` and `last` with their `flat` schema names, made on first need
         self.flat: tuple[dict[str, Any], dict[str, Any]] | None = None
 
+    def explanation(self, line: ErrorFields, added: ErrorFields | None = None) -> str:
+        """The explanation for a line of this message (`template` is set)."""
+        assert self.template is not None
+        return self.template.render({**line, **self.values, **(added or {})})
+
 
 class Recurring:
     """The `ngx` objects of error lines, their message's share computed once."""
@@ -66,7 +71,7 @@ class Recurring:
         if known.template is None:
             ngx = {**known.first, **line, **known.last}
         else:
-            text = known.template.render({**line, **known.values, **(added or {})})
+            text = known.explanation(line, added)
             ngx = {**known.first, "explanation": text, **line, **known.last}
         if added:
             ngx.update(added)
@@ -85,8 +90,7 @@ class Recurring:
                                  {names[k]: v for k, v in known.last.items()})
         base.update(flat[0])
         if known.template is not None:
-            text = known.template.render({**line, **known.values, **(added or {})})
-            base[names["explanation"]] = text
+            base[names["explanation"]] = known.explanation(line, added)
         base.update({names[k]: v for k, v in line.items()})
         base.update(flat[1])
         if added:
@@ -106,7 +110,7 @@ class Recurring:
         head, tail = known.encoded
         if known.template is None:
             return Fragment(b"".join((head, values[1:-1], tail)))
-        text = known.template.render({**line, **known.values})
+        text = known.explanation(line)
         return Fragment(b"".join((head, explanation_member(text), values[1:-1], tail)))
 
     def _known_for(self, level: str, message: str) -> Known:
