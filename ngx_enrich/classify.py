@@ -160,6 +160,14 @@ class Classifier:
         )
         return verdict
 
+    def fresh_verdict(self, fields: ErrorFields) -> Verdict:
+        """`verdict` without its cache, for a caller that keeps what it learns (a head met
+        once would only push out one that recurs)."""
+        return self._find(
+            fields.get("level", ""), fields.get("head", ""), fields.get("syscall"),
+            fields.get("errno"), fields.get("action"), fields.get("ssl_reason"),
+        )
+
     @staticmethod
     def extracted(verdict: Verdict, message: str) -> ErrorFields:
         """The values the verdict's `extract` pattern finds in `message`."""

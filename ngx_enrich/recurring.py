@@ -124,7 +124,7 @@ class Recurring:
         parts = split_parts(message)  # not `message_parts`: kept here, with the rest
         fields: ErrorFields = {"level": level, "message": message, **parts}
         fields["stage"] = stage(fields)
-        verdict = self._classifier.verdict(fields)
+        verdict = self._classifier.fresh_verdict(fields)
         found = self._classifier.extracted(verdict, message)
         last = {"message": message, **parts, "stage": fields["stage"], **found}
         fields.update(found)
